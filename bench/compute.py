@@ -1,0 +1,202 @@
+"""Raw model forward times per precision, and the compute floor they are held to.
+
+Floor = matmul FLOPs of one forward pass at the typical request length / the best FLOP/s this CPU
+reaches on one big matmul in that precision (any engine). Forward passes go through the backend's
+own `load_backend`, so they time exactly what the server runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+# Backend name -> the precision its matmuls run in.
+PRECISION = {
+    "torch-fp32": "fp32",
+    "torch-bf16": "bf16",
+    "onnx-fp32": "fp32",
+    "onnx-int8": "int8",
+}
+PEAK_N = 2048
+
+
+@dataclass(frozen=True)
+class Peak:
+    precision: str
+    gflops: float
+    engine: str
+
+
+@dataclass(frozen=True)
+class ForwardTiming:
+    backend: str
+    precision: str
+    seq_len: int
+    batch: int
+    median_ms: float
+    min_ms: float
+    floor_ms: float
+    load_s: float
+
+    @property
+    def floor_ratio(self) -> float:
+        return self.median_ms / self.floor_ms
+
+
+def forward_flops(seq_len: int, config: dict[str, int]) -> float:
+    """Matmul FLOPs of one BERT QA forward pass over one window (embeddings/norms excluded)."""
+    d, inner, layers = config["hidden_size"], config["intermediate_size"], config["num_hidden_layers"]
+    projections = 2 * seq_len * (4 * d * d + 2 * d * inner)  # Q, K, V, output; FFN in and out
+    attention = 2 * 2 * seq_len * seq_len * d  # QK^T and attention x V over all heads
+    qa_head = 2 * seq_len * d * 2
+    return float(layers * (projections + attention) + qa_head)
+
+
+def _best_rate(fn: Callable[[], object], flops: float, repeats: int) -> float:
+    fn()
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return flops / best / 1e9
+
+
+def _torch_peaks(repeats: int) -> list[Peak]:
+    import torch
+
+    flops = 2.0 * PEAK_N**3
+    peaks = []
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a = torch.randn(PEAK_N, PEAK_N).to(dtype)
+        b = torch.randn(PEAK_N, PEAK_N).to(dtype)
+        peaks.append(Peak(name, _best_rate(lambda a=a, b=b: torch.mm(a, b), flops, repeats), "torch.mm"))
+    a8 = torch.randint(-128, 127, (PEAK_N, PEAK_N), dtype=torch.int8)
+    b8 = torch.randint(-128, 127, (PEAK_N, PEAK_N), dtype=torch.int8)
+    try:
+        rate = _best_rate(lambda: torch._int_mm(a8, b8), flops, repeats)
+        peaks.append(Peak("int8", rate, "torch._int_mm"))
+    except RuntimeError as exc:
+        logger.info("torch._int_mm unavailable on this CPU: %s", exc)
+    return peaks
+
+
+def _ort_peaks(repeats: int, threads: int) -> list[Peak]:
+    """fp32 MatMul and uint8 x int8 MatMulInteger (what dynamic int8 quantization runs)."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    flops = 2.0 * PEAK_N**3
+    rng = np.random.default_rng(0)
+    cases = (
+        ("fp32", "MatMul", TensorProto.FLOAT, TensorProto.FLOAT, TensorProto.FLOAT),
+        ("int8", "MatMulInteger", TensorProto.UINT8, TensorProto.INT8, TensorProto.INT32),
+    )
+    peaks = []
+    for precision, op, a_type, b_type, out_type in cases:
+        graph = helper.make_graph(
+            [helper.make_node(op, ["A", "B"], ["C"])],
+            "peak",
+            [
+                helper.make_tensor_value_info("A", a_type, [PEAK_N, PEAK_N]),
+                helper.make_tensor_value_info("B", b_type, [PEAK_N, PEAK_N]),
+            ],
+            [helper.make_tensor_value_info("C", out_type, [PEAK_N, PEAK_N])],
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "peak.onnx"
+            onnx.save(model, path)
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        if precision == "fp32":
+            a = rng.standard_normal((PEAK_N, PEAK_N), dtype=np.float32)
+            b = rng.standard_normal((PEAK_N, PEAK_N), dtype=np.float32)
+        else:
+            a = rng.integers(0, 255, (PEAK_N, PEAK_N), dtype=np.uint8)
+            b = rng.integers(-128, 127, (PEAK_N, PEAK_N), dtype=np.int8)
+        rate = _best_rate(lambda s=session, a=a, b=b: s.run(None, {"A": a, "B": b}), flops, repeats)
+        peaks.append(Peak(precision, rate, f"onnxruntime {op}"))
+    return peaks
+
+
+def measure_peaks(threads: int, repeats: int = 5) -> tuple[dict[str, Peak], list[Peak]]:
+    """Best FLOP/s per precision over the engines, plus every engine's own figure."""
+    import torch
+
+    torch.set_num_threads(threads)
+    all_peaks = _torch_peaks(repeats) + _ort_peaks(repeats, threads)
+    best: dict[str, Peak] = {}
+    for peak in all_peaks:
+        if peak.precision not in best or peak.gflops > best[peak.precision].gflops:
+            best[peak.precision] = peak
+    return best, all_peaks
+
+
+def _inputs(seq_len: int, batch: int, question_tokens: int = 14) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(0)
+    ids = rng.integers(5, 31000, (batch, seq_len), dtype=np.int64)
+    ids[:, 0], ids[:, question_tokens], ids[:, -1] = 2, 3, 3  # [CLS] q [SEP] c [SEP]
+    mask = np.ones((batch, seq_len), dtype=np.int64)
+    types = np.zeros((batch, seq_len), dtype=np.int64)
+    types[:, question_tokens + 1 :] = 1
+    return ids, mask, types
+
+
+def time_forward(
+    model_dir: Path,
+    backend: str,
+    seq_len: int,
+    batches: list[int],
+    peaks: dict[str, Peak],
+    config: dict[str, int],
+    threads: int,
+    onnx_cache_dir: Path,
+    repeats: int,
+) -> list[ForwardTiming]:
+    """Median forward time of the backend at seq_len for each batch size, against its floor."""
+    from qa_api.inference.backends import load_backend
+
+    start = time.perf_counter()
+    model = load_backend(model_dir, backend, "cpu", threads, onnx_cache_dir)  # type: ignore[arg-type]
+    load_s = time.perf_counter() - start
+    precision = PRECISION[backend]
+    timings = []
+    for batch in batches:
+        inputs = _inputs(seq_len, batch)
+        for _ in range(2):
+            model.forward(*inputs)
+        samples = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            model.forward(*inputs)
+            samples.append((time.perf_counter() - t0) * 1000)
+        floor_ms = batch * forward_flops(seq_len, config) / (peaks[precision].gflops * 1e9) * 1000
+        timings.append(
+            ForwardTiming(
+                backend,
+                precision,
+                seq_len,
+                batch,
+                statistics.median(samples),
+                min(samples),
+                floor_ms,
+                load_s,
+            )
+        )
+        logger.info("%s batch %d: %.1f ms (floor %.1f ms)", backend, batch, samples[0], floor_ms)
+    del model
+    return timings

@@ -1,0 +1,1 @@
+"""Spanish extractive question answering server."""

@@ -1,0 +1,1 @@
+"""HTTP routes: schema in, status code, schema out."""

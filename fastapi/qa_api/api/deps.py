@@ -1,0 +1,60 @@
+"""Dependencies shared by the routes."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from qa_api.config import Settings
+from qa_api.errors import ApiError
+from qa_api.inference.registry import ModelRegistry
+from qa_api.metrics import Metrics
+from qa_api.service import AnswerService
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def get_models(request: Request) -> ModelRegistry:
+    return request.app.state.models  # type: ignore[no-any-return]
+
+
+def get_service(request: Request) -> AnswerService:
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+def get_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics  # type: ignore[no-any-return]
+
+
+def require_api_key(
+    settings: Annotated[Settings, Depends(get_settings)],
+    x_api_key: Annotated[str | None, Header(description="Needed when QA_API_KEY is set.")] = None,
+) -> None:
+    expected = settings.api_key
+    if expected is None:
+        return
+    if x_api_key is None or not secrets.compare_digest(
+        x_api_key.encode(), expected.get_secret_value().encode()
+    ):
+        raise ApiError(401, "unauthorized", "Missing or wrong API key: send header X-API-Key.")
+
+
+def require_json(request: Request) -> None:
+    content_type = request.headers.get("content-type", "")
+    if not content_type.split(";")[0].strip().lower().endswith("json"):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"Content-Type is '{content_type or 'missing'}'; send JSON with "
+            "'Content-Type: application/json'.",
+        )
+
+
+Service = Annotated[AnswerService, Depends(get_service)]
+Models = Annotated[ModelRegistry, Depends(get_models)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]

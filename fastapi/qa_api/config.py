@@ -1,0 +1,118 @@
+"""Backend settings: one object, read from `QA_*` environment variables."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from qa_api.inference.backends import BackendName
+from qa_api.inference.features import SPECIAL_TOKENS_IN_PAIR
+from qa_api.inference.hardware import usable_cpus
+from qa_api.inference.registry import LoadConfig
+from qa_api.inference.runtime import BatchingConfig
+from qa_api.inference.types import QAOptions
+
+DEFAULT_MODEL_ID = "mrm8488/bert-base-spanish-wwm-cased-finetuned-spa-squad2-es"
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+def _default_onnx_cache() -> Path:
+    hf_home = os.environ.get("HF_HOME")
+    base = Path(hf_home) if hf_home else Path.home() / ".cache"
+    return base / "qa-onnx"
+
+
+class Settings(BaseSettings):
+    """Every setting of the backend; see the README's configuration table."""
+
+    model_config = SettingsConfigDict(env_prefix="QA_", extra="ignore")
+
+    # Models
+    models: dict[str, str] = Field(
+        default={"beto": DEFAULT_MODEL_ID},
+        description="Served models: JSON object name -> Hugging Face id or local directory.",
+    )
+    default_model: str | None = Field(None, description="Model used when a request names none.")
+    backend: BackendName = "auto"
+    device: str = Field("auto", pattern="^(auto|cpu|cuda)$")
+    num_threads: int = Field(0, ge=0, description="Inference threads; 0 = the container's CPUs.")
+    onnx_cache_dir: Path = Field(default_factory=_default_onnx_cache)
+    warmup: bool = True
+
+    # Decoding defaults (a request may override the first five)
+    max_seq_len: int = Field(384, ge=32, le=512)
+    doc_stride: PositiveInt = 128
+    max_answer_len: int = Field(30, ge=1, le=512)
+    handle_impossible_answer: bool = True
+    max_question_len: PositiveInt = 64
+
+    # Input limits
+    max_context_chars: PositiveInt = 50_000
+    max_question_chars: PositiveInt = 1_000
+    max_top_k: int = Field(10, ge=1, le=100)
+    max_batch_items: PositiveInt = 32
+    max_body_bytes: PositiveInt = 4 * 1024 * 1024
+
+    # Runtime
+    max_batch_size: PositiveInt = 8
+    max_batch_wait_ms: float = Field(0.0, ge=0, le=1000)
+    queue_size: PositiveInt = 64
+    request_timeout_s: float = Field(30.0, gt=0)
+
+    # HTTP
+    api_key: SecretStr | None = None
+    cors_origins: list[str] = []
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.default_model is None:
+            self.default_model = next(iter(self.models), None)
+        if not self.models or self.default_model not in self.models:
+            raise ValueError(
+                f"QA_DEFAULT_MODEL={self.default_model!r} is not one of "
+                f"QA_MODELS ({list(self.models)})"
+            )
+        room = self.max_seq_len - self.max_question_len - SPECIAL_TOKENS_IN_PAIR
+        if self.doc_stride >= room:
+            raise ValueError(
+                f"QA_DOC_STRIDE ({self.doc_stride}) must be smaller than QA_MAX_SEQ_LEN - "
+                f"QA_MAX_QUESTION_LEN - {SPECIAL_TOKENS_IN_PAIR} = {room}"
+            )
+        return self
+
+    @property
+    def threads(self) -> int:
+        return self.num_threads or usable_cpus()
+
+    def decoding_defaults(self) -> QAOptions:
+        return QAOptions(
+            top_k=1,
+            max_answer_len=self.max_answer_len,
+            max_seq_len=self.max_seq_len,
+            doc_stride=self.doc_stride,
+            handle_impossible_answer=self.handle_impossible_answer,
+        )
+
+    def load_config(self) -> LoadConfig:
+        return LoadConfig(
+            backend=self.backend,
+            device=self.device,
+            threads=self.threads,
+            onnx_cache_dir=self.onnx_cache_dir,
+            max_question_len=self.max_question_len,
+            warmup=self.warmup,
+        )
+
+    def batching_config(self) -> BatchingConfig:
+        return BatchingConfig(self.max_batch_size, self.max_batch_wait_ms, self.queue_size)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Inference runtime: model loading, windowing, span decoding, batching. No web framework."""

@@ -1,0 +1,143 @@
+"""Model backends: one forward pass over a padded batch of windows, in torch or ONNX Runtime.
+
+Every backend takes int64 arrays (batch, seq) and returns float32 start/end logits (batch, seq).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+
+from qa_api.inference import hardware
+
+logger = logging.getLogger(__name__)
+
+BackendName = Literal["auto", "torch-fp32", "torch-bf16", "torch-fp16", "onnx-fp32", "onnx-int8"]
+Logits = tuple[np.ndarray, np.ndarray]
+
+
+class ModelBackend(Protocol):
+    name: str
+    device: str
+    dtype: str
+
+    def forward(
+        self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray
+    ) -> Logits: ...
+
+
+def resolve_backend(requested: BackendName, device: str) -> BackendName:
+    """The `auto` choice: fp16 on CUDA, bf16 on CPUs with native bf16, else ONNX Runtime fp32.
+
+    These keep fp32-level accuracy; onnx-int8 is faster still but is opt-in (see README).
+    """
+    if requested != "auto":
+        if requested == "torch-fp16" and device != "cuda":
+            raise ValueError("torch-fp16 needs a CUDA device; use torch-bf16 or onnx-* on CPU")
+        return requested
+    if device == "cuda":
+        return "torch-fp16"
+    return "torch-bf16" if hardware.cpu_has_native_bf16() else "onnx-fp32"
+
+
+def resolve_device(requested: str) -> str:
+    if requested == "auto":
+        return "cuda" if hardware.cuda_available() else "cpu"
+    if requested == "cuda" and not hardware.cuda_available():
+        raise ValueError("QA_DEVICE=cuda but no CUDA device is available")
+    return requested
+
+
+@dataclass
+class TorchBackend:
+    """AutoModelForQuestionAnswering in fp32, bf16 (CPU with native bf16 / CUDA) or fp16 (CUDA)."""
+
+    model: object
+    name: str
+    device: str
+    dtype: str
+
+    @classmethod
+    def load(cls, model_dir: Path, name: str, device: str) -> TorchBackend:
+        import torch
+        from transformers import AutoModelForQuestionAnswering
+
+        dtype = {"torch-fp32": torch.float32, "torch-bf16": torch.bfloat16}.get(name, torch.float16)
+        model = AutoModelForQuestionAnswering.from_pretrained(model_dir, dtype=dtype)
+        model.to(device).eval()
+        return cls(model, name, device, str(dtype).removeprefix("torch."))
+
+    def forward(
+        self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray
+    ) -> Logits:
+        import torch
+
+        def tensor(array: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(array).to(self.device, non_blocking=True)
+
+        with torch.inference_mode():
+            out = self.model(  # type: ignore[operator]
+                input_ids=tensor(input_ids),
+                attention_mask=tensor(attention_mask),
+                token_type_ids=tensor(token_type_ids),
+            )
+        return (
+            out.start_logits.float().cpu().numpy(),
+            out.end_logits.float().cpu().numpy(),
+        )
+
+
+@dataclass
+class OnnxBackend:
+    """ONNX Runtime session over an exported (and optionally int8-quantized) model."""
+
+    session: object
+    name: str
+    device: str
+    dtype: str
+
+    @classmethod
+    def load(cls, onnx_path: Path, name: str, device: str, threads: int) -> OnnxBackend:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        providers = ["CPUExecutionProvider"]
+        if device == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        session = ort.InferenceSession(str(onnx_path), options, providers=providers)
+        return cls(session, name, device, name.removeprefix("onnx-"))
+
+    def forward(
+        self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray
+    ) -> Logits:
+        start, end = self.session.run(  # type: ignore[attr-defined]
+            ["start_logits", "end_logits"],
+            {
+                "input_ids": input_ids,
+                "attention_mask": attention_mask,
+                "token_type_ids": token_type_ids,
+            },
+        )
+        return start.astype(np.float32, copy=False), end.astype(np.float32, copy=False)
+
+
+def load_backend(
+    model_dir: Path, name: BackendName, device: str, threads: int, onnx_cache_dir: Path
+) -> ModelBackend:
+    """Load `model_dir` with the given (already resolved) backend name."""
+    import torch
+
+    torch.set_num_threads(threads)
+    if name.startswith("torch-"):
+        return TorchBackend.load(model_dir, name, device)
+    from qa_api.inference.onnx_export import exported_model
+
+    onnx_path = exported_model(model_dir, quantized=name == "onnx-int8", cache_dir=onnx_cache_dir)
+    return OnnxBackend.load(onnx_path, name, device, threads)

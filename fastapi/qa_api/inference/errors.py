@@ -1,0 +1,39 @@
+"""Domain errors raised by the inference layer; qa_api.errors maps them to HTTP responses."""
+
+from __future__ import annotations
+
+
+class QAError(Exception):
+    """Base class: `message` is shown to the API user and says what to change."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInputError(QAError):
+    """The request cannot be answered as sent (bad parameter combination, empty text...)."""
+
+
+class InputTooLargeError(QAError):
+    """The request exceeds a configured size limit."""
+
+
+class ModelNotFoundError(QAError):
+    """The request names a model that is not served."""
+
+
+class ModelNotReadyError(QAError):
+    """The model is still loading, or failed to load."""
+
+
+class OverloadedError(QAError):
+    """The request queue is full (or the server is shutting down): retry later."""
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class InferenceTimeoutError(QAError):
+    """The request did not finish within the configured time."""

@@ -1,0 +1,164 @@
+"""The served models: where their files come from, their loading state, and their runtimes."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from qa_api.inference.backends import BackendName, load_backend, resolve_backend, resolve_device
+from qa_api.inference.errors import ModelNotFoundError, ModelNotReadyError
+from qa_api.inference.runtime import BatchingConfig, QARuntime, RuntimeObserver
+from qa_api.inference.types import QAOptions, QAQuery
+
+logger = logging.getLogger(__name__)
+
+Status = Literal["loading", "ready", "failed"]
+MODEL_FILES = ["*.json", "vocab.txt", "*.model", "*.safetensors"]
+WARMUP_QUERY = QAQuery(
+    question="¿Quién escribió Don Quijote de la Mancha?",
+    context="Don Quijote de la Mancha es una novela escrita por Miguel de Cervantes Saavedra.",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadConfig:
+    backend: BackendName = "auto"
+    device: str = "auto"
+    threads: int = 1
+    onnx_cache_dir: Path = Path.home() / ".cache" / "qa-onnx"
+    max_question_len: int = 64
+    warmup: bool = True
+
+
+@dataclass
+class ServedModel:
+    """One configured model and what is known about it so far."""
+
+    name: str
+    source: str  # Hugging Face id or local directory
+    defaults: QAOptions
+    status: Status = "loading"
+    error: str | None = None
+    revision: str | None = None
+    backend: str | None = None
+    device: str | None = None
+    dtype: str | None = None
+    load_time_s: float | None = None
+    runtime: QARuntime | None = field(default=None, repr=False)
+
+
+def fetch_model_files(source: str) -> tuple[Path, str]:
+    """Local directory holding the model, and its revision (hub commit or 'local')."""
+    local = Path(source).expanduser()
+    if local.is_dir():
+        return local, "local"
+    from huggingface_hub import snapshot_download
+
+    path = Path(snapshot_download(source, allow_patterns=MODEL_FILES))
+    if not any(path.glob("*.safetensors")):  # older repositories ship only a pickle
+        path = Path(snapshot_download(source, allow_patterns=[*MODEL_FILES, "pytorch_model.bin"]))
+    return path, path.name
+
+
+class ModelRegistry:
+    """Loads every configured model (in the background) and hands out their runtimes."""
+
+    def __init__(
+        self,
+        models: dict[str, str],
+        default: str,
+        defaults: QAOptions,
+        load: LoadConfig,
+        batching: BatchingConfig,
+        observer: RuntimeObserver | None = None,
+    ) -> None:
+        self.default = default
+        self.models = {name: ServedModel(name, src, defaults) for name, src in models.items()}
+        self._load = load
+        self._batching = batching
+        self._observer = observer
+        self._loader: threading.Thread | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start_loading(self) -> None:
+        """Load all models in a background thread, so the server answers health checks meanwhile."""
+        self._loader = threading.Thread(target=self.load_all, name="qa-model-loader", daemon=True)
+        self._loader.start()
+
+    def load_all(self) -> None:
+        for model in self.models.values():
+            self._load_one(model)
+
+    def wait_loaded(self, timeout: float | None = None) -> None:
+        if self._loader is not None:
+            self._loader.join(timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Finish queued requests of every model, then stop the workers."""
+        for model in self.models.values():
+            if model.runtime is not None:
+                model.runtime.close(timeout)
+
+    def _load_one(self, model: ServedModel) -> None:
+        from transformers import AutoTokenizer
+
+        started = time.perf_counter()
+        try:
+            model_dir, model.revision = fetch_model_files(model.source)
+            tokenizer = AutoTokenizer.from_pretrained(model_dir)
+            if not tokenizer.is_fast:
+                raise ValueError("the model has no fast tokenizer (tokenizer.json) for offsets")
+            device = resolve_device(self._load.device)
+            backend = load_backend(
+                model_dir,
+                resolve_backend(self._load.backend, device),
+                device,
+                self._load.threads,
+                self._load.onnx_cache_dir,
+            )
+            runtime = QARuntime(
+                model.name,
+                tokenizer,
+                backend,
+                self._load.max_question_len,
+                self._batching,
+                self._observer,
+            )
+            if self._load.warmup:
+                runtime.answer(WARMUP_QUERY)
+        except Exception as exc:
+            model.status, model.error = "failed", f"{type(exc).__name__}: {exc}"[:500]
+            logger.exception("model %s (%s) failed to load", model.name, model.source)
+            return
+        model.backend, model.device, model.dtype = backend.name, backend.device, backend.dtype
+        model.runtime = runtime
+        model.load_time_s = time.perf_counter() - started
+        model.status = "ready"
+        logger.info(
+            "model %s ready: %s on %s in %.1fs", model.name, backend.name, device, model.load_time_s
+        )
+
+    # -- lookup -----------------------------------------------------------------------------
+
+    def get(self, name: str | None) -> ServedModel:
+        key = name or self.default
+        if key not in self.models:
+            served = ", ".join(sorted(self.models))
+            raise ModelNotFoundError(f"Unknown model '{key}'. Served models: {served}.")
+        return self.models[key]
+
+    def runtime(self, name: str | None) -> tuple[ServedModel, QARuntime]:
+        model = self.get(name)
+        if model.runtime is None:
+            reason = model.error if model.status == "failed" else "it is still loading; retry soon"
+            raise ModelNotReadyError(f"Model '{model.name}' is not ready: {reason}")
+        return model, model.runtime
+
+    @property
+    def ready(self) -> bool:
+        return all(model.status == "ready" for model in self.models.values())

@@ -1,0 +1,225 @@
+"""The runtime: one worker thread per model that owns its tokenizer and backend.
+
+Fast tokenizers and models must not be entered from two threads at once, so every request goes
+through a bounded queue to the worker. The worker drains what is queued (up to `max_batch_size`
+windows, waiting at most `max_batch_wait_ms` for more), sorts windows by length and runs them in
+batches of similar lengths, so a window is padded only to its batch-mates, never to max_seq_len.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from qa_api.inference import decoding, features
+from qa_api.inference.backends import ModelBackend
+from qa_api.inference.errors import OverloadedError, QAError
+from qa_api.inference.types import QAQuery, QAResult, Timings
+
+logger = logging.getLogger(__name__)
+
+# A batch-mate may be this much shorter than the longest window of its batch (padding waste cap).
+MIN_LENGTH_RATIO = 0.8
+
+
+class RuntimeObserver(Protocol):
+    """Receives runtime events (the HTTP layer turns them into metrics)."""
+
+    def on_batch(self, model: str, windows: int, seconds: float) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BatchingConfig:
+    max_batch_size: int = 8  # windows per forward pass
+    max_batch_wait_ms: float = 0.0
+    queue_size: int = 64  # queued requests before new ones are refused
+
+
+@dataclass(eq=False)
+class _Job:
+    query: QAQuery
+    future: Future[QAResult]
+    submitted: float = field(default_factory=time.perf_counter)
+    encoded: features.EncodedQuery | None = None
+    timings: Timings = field(default_factory=Timings)
+
+
+class QARuntime:
+    """Answers QAQuery objects with one model, from a single worker thread."""
+
+    def __init__(
+        self,
+        name: str,
+        tokenizer: Any,
+        backend: ModelBackend,
+        max_question_len: int,
+        batching: BatchingConfig,
+        observer: RuntimeObserver | None = None,
+    ) -> None:
+        self.name = name
+        self.tokenizer = tokenizer
+        self.backend = backend
+        self.max_question_len = max_question_len
+        self.batching = batching
+        self.observer = observer
+        self._pending: deque[_Job] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._worker = threading.Thread(target=self._run, name=f"qa-runtime-{name}", daemon=True)
+        self._worker.start()
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._pending)
+
+    def submit(self, queries: Sequence[QAQuery]) -> list[Future[QAResult]]:
+        """Queue the queries together, or raise OverloadedError if they do not all fit."""
+        jobs = [_Job(query, Future()) for query in queries]
+        with self._cond:
+            if self._closed:
+                raise OverloadedError("The server is shutting down. Retry on another replica.")
+            if len(self._pending) + len(jobs) > self.batching.queue_size:
+                raise OverloadedError(
+                    f"The server is at capacity ({self.batching.queue_size} queued requests). "
+                    "Retry shortly."
+                )
+            self._pending.extend(jobs)
+            self._cond.notify()
+        return [job.future for job in jobs]
+
+    def answer(self, query: QAQuery, timeout: float | None = None) -> QAResult:
+        """Blocking convenience for in-process callers (CLI, warm-up)."""
+        return self.submit([query])[0].result(timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Refuse new work, finish what is queued, stop the worker."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._worker.join(timeout)
+
+    # -- worker thread ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            jobs = self._next_jobs()
+            if not jobs:
+                return
+            try:
+                self._process(jobs)
+            except Exception as exc:  # never let one bad batch kill the worker
+                logger.exception("inference failed for a batch of %d requests", len(jobs))
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
+
+    def _next_jobs(self) -> list[_Job]:
+        """Block for work; then take queued jobs up to the batch size, waiting briefly for more."""
+        with self._cond:
+            while not self._pending and not self._closed:
+                self._cond.wait()
+            if not self._pending:
+                return []
+            jobs = [self._pending.popleft()]
+            deadline = time.perf_counter() + self.batching.max_batch_wait_ms / 1000
+            while len(jobs) < self.batching.max_batch_size:
+                if self._pending:
+                    jobs.append(self._pending.popleft())
+                    continue
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0 or self._closed:
+                    break
+                self._cond.wait(remaining)
+        # Jobs whose caller gave up (timeout) are skipped; the others are marked running.
+        return [job for job in jobs if job.future.set_running_or_notify_cancel()]
+
+    def _process(self, jobs: list[_Job]) -> None:
+        started = time.perf_counter()
+        ready: list[_Job] = []
+        for job in jobs:
+            job.timings.queue_ms = (started - job.submitted) * 1000
+            t0 = time.perf_counter()
+            try:
+                job.encoded = features.encode(
+                    self.tokenizer,
+                    job.query.question,
+                    job.query.context,
+                    job.query.options,
+                    self.max_question_len,
+                )
+            except QAError as exc:
+                job.future.set_exception(exc)
+                continue
+            job.timings.tokenize_ms = (time.perf_counter() - t0) * 1000
+            ready.append(job)
+        if not ready:
+            return
+        logits = self._forward_all(ready)
+        for job in ready:
+            t0 = time.perf_counter()
+            assert job.encoded is not None
+            starts, ends = zip(*logits[job], strict=True)
+            options = job.query.options
+            answers, null_score = decoding.decode(
+                job.encoded, job.query.context, list(starts), list(ends), options
+            )
+            best = answers[0].score if answers else 0.0
+            job.timings.decode_ms = (time.perf_counter() - t0) * 1000
+            job.timings.total_ms = (time.perf_counter() - job.submitted) * 1000
+            job.future.set_result(
+                QAResult(
+                    answers=answers,
+                    no_answer=options.handle_impossible_answer and null_score > best,
+                    no_answer_probability=null_score,
+                    num_windows=len(job.encoded.windows),
+                    timings=job.timings,
+                )
+            )
+
+    def _forward_all(self, jobs: list[_Job]) -> dict[_Job, list[tuple[np.ndarray, np.ndarray]]]:
+        """Run every window of every job; batches group windows of similar length."""
+        items = [(job, i, w) for job in jobs for i, w in enumerate(job.encoded.windows)]  # type: ignore[union-attr]
+        items.sort(key=lambda item: len(item[2]), reverse=True)
+        results: dict[_Job, list[Any]] = {job: [None] * len(job.encoded.windows) for job in jobs}  # type: ignore[union-attr]
+        batch: list[tuple[_Job, int, features.Window]] = []
+        for item in items:
+            if batch and (
+                len(batch) == self.batching.max_batch_size
+                or len(item[2]) < MIN_LENGTH_RATIO * len(batch[0][2])
+            ):
+                self._forward_batch(batch, results)
+                batch = []
+            batch.append(item)
+        self._forward_batch(batch, results)
+        return results
+
+    def _forward_batch(
+        self, batch: list[tuple[_Job, int, features.Window]], results: dict[_Job, list[Any]]
+    ) -> None:
+        length = len(batch[0][2])
+        input_ids = np.zeros((len(batch), length), dtype=np.int64)
+        token_type_ids = np.zeros_like(input_ids)
+        attention_mask = np.zeros_like(input_ids)
+        for row, (_, _, window) in enumerate(batch):
+            n = len(window)
+            input_ids[row, :n] = window.input_ids
+            token_type_ids[row, :n] = window.token_type_ids
+            attention_mask[row, :n] = 1
+        t0 = time.perf_counter()
+        start_logits, end_logits = self.backend.forward(input_ids, attention_mask, token_type_ids)
+        seconds = time.perf_counter() - t0
+        if self.observer is not None:
+            self.observer.on_batch(self.name, len(batch), seconds)
+        for row, (job, index, window) in enumerate(batch):
+            n = len(window)
+            results[job][index] = (start_logits[row, :n], end_logits[row, :n])
+        for job in {job for job, _, _ in batch}:
+            job.timings.inference_ms += seconds * 1000

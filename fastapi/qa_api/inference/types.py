@@ -1,0 +1,51 @@
+"""Plain data passed between the HTTP layer and the runtime."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class QAOptions:
+    """Per-request decoding options, already resolved against the model's defaults."""
+
+    top_k: int = 1
+    max_answer_len: int = 30
+    max_seq_len: int = 384
+    doc_stride: int = 128
+    handle_impossible_answer: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class QAQuery:
+    question: str
+    context: str
+    options: QAOptions = field(default_factory=QAOptions)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A span of the context: `context[start:end] == answer`."""
+
+    answer: str
+    score: float
+    start: int
+    end: int
+
+
+@dataclass(slots=True)
+class Timings:
+    queue_ms: float = 0.0
+    tokenize_ms: float = 0.0
+    inference_ms: float = 0.0
+    decode_ms: float = 0.0
+    total_ms: float = 0.0
+
+
+@dataclass(slots=True)
+class QAResult:
+    answers: list[Answer]
+    no_answer: bool
+    no_answer_probability: float
+    num_windows: int
+    timings: Timings = field(default_factory=Timings)

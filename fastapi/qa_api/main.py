@@ -1,0 +1,113 @@
+"""The FastAPI application: `uvicorn qa_api.main:create_app --factory --port 8008`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+
+from qa_api.api import health, legacy, models, qa
+from qa_api.config import Settings, get_settings
+from qa_api.errors import error_response, install_error_handlers
+from qa_api.inference.registry import ModelRegistry
+from qa_api.metrics import Metrics
+from qa_api.service import AnswerService
+
+logger = logging.getLogger("qa_api")
+
+DESCRIPTION = """Extractive question answering over Spanish texts (BETO fine-tuned on SQuAD2-es).
+
+Send a context and a question; get the answer span with its character offsets, its score and
+the probability that the text holds no answer."""
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("qa_api").setLevel(level)
+    # uvicorn's access log prints query strings, which may hold a user's text (/qas/?context=...).
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    metrics = Metrics()
+    registry = ModelRegistry(
+        models=settings.models,
+        default=settings.default_model or "",
+        defaults=settings.decoding_defaults(),
+        load=settings.load_config(),
+        batching=settings.batching_config(),
+        observer=metrics,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        registry.start_loading()
+        yield
+        # Uvicorn has stopped accepting requests; let the queued ones finish.
+        await asyncio.to_thread(registry.close, settings.request_timeout_s)
+
+    app = FastAPI(
+        title="Spanish QA API",
+        description=DESCRIPTION,
+        version="1.0.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.models = registry
+    app.state.metrics = metrics
+    app.state.service = AnswerService(settings, registry, metrics)
+
+    install_error_handlers(app)
+    _install_middleware(app, settings, metrics)
+    for router in (qa.router, models.router, legacy.router, health.router):
+        app.include_router(router)
+    return app
+
+
+def _install_middleware(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
+    @app.middleware("http")
+    async def request_context(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        """Request id, body size limit, one log line and metrics per request (never the text)."""
+        started = time.perf_counter()
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request.state.request_id = request_id
+        size = int(request.headers.get("content-length") or 0)
+        if size > settings.max_body_bytes:
+            response: Response = error_response(
+                request,
+                413,
+                "payload_too_large",
+                f"The body has {size} bytes; the limit is {settings.max_body_bytes} "
+                "(QA_MAX_BODY_BYTES). Send a shorter text.",
+            )
+        else:
+            response = await call_next(request)
+        elapsed = time.perf_counter() - started
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        metrics.requests.labels(request.method, route, str(response.status_code)).inc()
+        metrics.latency.labels(route).observe(elapsed)
+        response.headers["X-Request-ID"] = request_id
+        if not route.startswith(("/health", "/metrics")):
+            logger.info(
+                "request_id=%s %s %s status=%d bytes_in=%d ms=%.1f",
+                request_id, request.method, route, response.status_code, size, elapsed * 1000,
+            )  # fmt: skip
+        return response
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "X-API-Key", "X-Request-ID"],
+        )

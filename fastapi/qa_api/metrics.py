@@ -1,0 +1,52 @@
+"""Prometheus metrics, one registry per app (so tests can build many apps)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from qa_api.inference.registry import ModelRegistry
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    """Request, inference, queue and model metrics; also the runtime's observer."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "qa_http_requests", "HTTP requests", ["method", "route", "status"], registry=r
+        )
+        buckets = LATENCY_BUCKETS
+        self.latency = Histogram(
+            "qa_http_request_seconds", "HTTP latency", ["route"], buckets=buckets, registry=r
+        )
+        self.inference = Histogram(
+            "qa_inference_seconds", "Forward pass time", ["model"], buckets=buckets, registry=r
+        )
+        self.batch_size = Histogram(
+            "qa_batch_windows", "Windows per forward pass", ["model"],
+            buckets=(1, 2, 4, 8, 16, 32, 64), registry=r,
+        )  # fmt: skip
+        self.answers = Counter("qa_answers", "Answered questions", ["model", "outcome"], registry=r)
+        self.queue_depth = Gauge("qa_queue_depth", "Queued requests", ["model"], registry=r)
+        self.model_ready = Gauge("qa_model_ready", "1 when ready", ["model"], registry=r)
+        self.load_time = Gauge("qa_model_load_seconds", "Load + warm-up", ["model"], registry=r)
+
+    def on_batch(self, model: str, windows: int, seconds: float) -> None:
+        self.inference.labels(model).observe(seconds)
+        self.batch_size.labels(model).observe(windows)
+
+    def on_answer(self, model: str, no_answer: bool) -> None:
+        self.answers.labels(model, "no_answer" if no_answer else "answer").inc()
+
+    def render(self, models: ModelRegistry) -> bytes:
+        """Refresh the gauges read from the registry, then render the text format."""
+        for model in models.models.values():
+            self.model_ready.labels(model.name).set(model.status == "ready")
+            depth = model.runtime.queue_depth if model.runtime else 0
+            self.queue_depth.labels(model.name).set(depth)
+            if model.load_time_s is not None:
+                self.load_time.labels(model.name).set(model.load_time_s)
+        return generate_latest(self.registry)

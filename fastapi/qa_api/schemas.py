@@ -1,0 +1,155 @@
+"""Request and response models of the HTTP API (with the Spanish examples shown in /docs)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+EXAMPLE_CONTEXT = (
+    "Miguel de Cervantes Saavedra nació en Alcalá de Henares en 1547. Es autor de Don Quijote "
+    "de la Mancha, cuya primera parte se publicó en Madrid en 1605."
+)
+EXAMPLE_QUESTION = "¿Dónde nació Cervantes?"
+EXAMPLE = {"context": EXAMPLE_CONTEXT, "question": EXAMPLE_QUESTION}
+
+
+class QAInput(BaseModel):
+    """A question about a Spanish context."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [EXAMPLE]},
+    )
+
+    context: str = Field(min_length=1, description="Text that contains the answer.")
+    question: str = Field(min_length=1, description="Question about the context.")
+
+    @field_validator("context", "question")
+    @classmethod
+    def _has_text(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must contain text, not only whitespace")
+        return value
+
+
+class QARequest(QAInput):
+    """A question plus optional decoding options (null = the model's defaults)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"context": EXAMPLE_CONTEXT, "question": EXAMPLE_QUESTION, "top_k": 3},
+                {
+                    "context": EXAMPLE_CONTEXT,
+                    "question": "¿Quién pintó Las Meninas?",
+                    "handle_impossible_answer": True,
+                },
+            ]
+        },
+    )
+
+    model: str | None = Field(None, description="Served model name; null = the default model.")
+    top_k: int = Field(1, ge=1, description="Number of answers (upper bound: QA_MAX_TOP_K).")
+    max_answer_len: int | None = Field(None, ge=1, le=512, description="Max answer tokens.")
+    max_seq_len: int | None = Field(None, ge=32, le=512, description="Tokens per window.")
+    doc_stride: int | None = Field(None, ge=1, description="Tokens shared by consecutive windows.")
+    handle_impossible_answer: bool | None = Field(
+        None, description="Let 'no answer in the text' compete with the best span (SQuAD2)."
+    )
+
+
+class AnswerOut(BaseModel):
+    answer: str = Field(description="The answer text, equal to context[start:end].")
+    score: float = Field(description="Probability of this span.")
+    start: int = Field(description="Character offset of the answer in the context.")
+    end: int = Field(description="Character offset just past the answer.")
+
+
+class TimingsOut(BaseModel):
+    queue_ms: float
+    tokenize_ms: float
+    inference_ms: float
+    decode_ms: float
+    total_ms: float
+
+
+class QAResponse(BaseModel):
+    model: str
+    answers: list[AnswerOut] = Field(description="Best spans first, duplicates removed.")
+    no_answer: bool = Field(description="True when 'no answer in the text' beats every span.")
+    no_answer_probability: float
+    num_windows: int = Field(description="Windows the context was split into.")
+    timings: TimingsOut
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    requests: list[QARequest] = Field(min_length=1, description="Up to QA_MAX_BATCH_ITEMS items.")
+
+
+class BatchResponse(BaseModel):
+    results: list[QAResponse]
+
+
+class PredictRequest(BaseModel):
+    """TF Serving / KServe V1 request body."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"instances": [EXAMPLE]}]},
+    )
+    instances: list[QAInput] = Field(min_length=1)
+
+
+class PredictResponse(BaseModel):
+    predictions: list[QAResponse]
+
+
+class ModelLimits(BaseModel):
+    max_seq_len: int
+    doc_stride: int
+    max_question_len: int
+    max_answer_len: int
+    max_context_chars: int
+    max_question_chars: int
+    max_top_k: int
+    max_batch_items: int
+
+
+class ModelInfo(BaseModel):
+    name: str
+    model_id: str
+    revision: str | None
+    status: Literal["loading", "ready", "failed"]
+    ready: bool
+    error: str | None
+    backend: str | None
+    device: str | None
+    dtype: str | None
+    load_time_s: float | None
+    default: bool
+    limits: ModelLimits
+
+
+class ModelList(BaseModel):
+    default: str
+    models: list[ModelInfo]
+
+
+class ErrorResponse(BaseModel):
+    error: str = Field(description="What went wrong and what to change.")
+    code: str
+    request_id: str | None = None
+    details: list[dict[str, Any]] | None = None
+
+
+class Liveness(BaseModel):
+    status: Literal["alive"] = "alive"
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "loading", "failed"]
+    models: dict[str, str]
+    reason: str | None = None

@@ -1,0 +1,535 @@
+"""Streamlit UI: ask questions about a Spanish text. Layout and widgets; HTTP is in qa_ui.client.
+
+Run: ``QA_UI_BACKEND_URL=http://localhost:8008 streamlit run streamlit/app.py``
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from qa_ui import client as client_module
+from qa_ui.client import (
+    BackendError,
+    BackendHealth,
+    BackendState,
+    ModelLimits,
+    ModelsInfo,
+    QARequest,
+    QAResult,
+    curl_command,
+)
+from qa_ui.config import UISettings
+from qa_ui.documents import DocumentError, extract_text
+from qa_ui.examples import EXAMPLES, EXAMPLES_BY_KEY
+from qa_ui.history import HistoryEntry, to_csv, to_json
+from qa_ui.render import (
+    alternatives_list,
+    answer_card,
+    highlight_context,
+    no_answer_card,
+)
+from qa_ui.texts import Lang, millis, percent, texts_for
+
+import streamlit as st
+
+logger = logging.getLogger("qa_ui.app")
+
+POLL_NOT_READY_S = 3
+POLL_READY_S = 15
+DEFAULT_TOP_K = 3
+# The model's limit is its default answer length; the API accepts longer ones on request.
+MAX_ANSWER_LEN_CHOICE = 100
+
+
+@st.cache_resource
+def get_settings() -> UISettings:
+    return UISettings.from_env()
+
+
+@st.cache_resource
+def get_client() -> client_module.QAClient:
+    # Looked up on the module at call time: the tests' seam for a fake client.
+    return client_module.QAClient(get_settings())
+
+
+def current_lang() -> Lang:
+    return "en" if st.session_state.get("lang_en", False) else "es"
+
+
+# ---------------------------------------------------------------- callbacks (run before a rerun)
+
+
+def load_example() -> None:
+    example = EXAMPLES_BY_KEY.get(st.session_state.get("example") or "")
+    if example is not None:
+        st.session_state["context"] = example.context
+        st.session_state["question"] = example.question
+        st.session_state.pop("upload_message", None)
+
+
+def load_upload(max_chars: int, max_upload_mb: float) -> None:
+    uploaded = st.session_state.get("upload")
+    if uploaded is None:
+        st.session_state.pop("upload_message", None)
+        return
+    t = texts_for(current_lang())
+    data = uploaded.getvalue()
+    if len(data) > max_upload_mb * 1024 * 1024:
+        st.session_state["upload_message"] = (
+            "error",
+            t["upload_too_big"].format(name=uploaded.name, limit=f"{max_upload_mb:g}"),
+        )
+        return
+    try:
+        text = extract_text(uploaded.name, data)
+    except DocumentError as exc:
+        message = t[f"upload_{exc.code}"].format(name=uploaded.name, reason=exc.reason)
+        st.session_state["upload_message"] = ("error", message)
+        return
+    if len(text) > max_chars:
+        st.session_state["upload_message"] = (
+            "warning",
+            t["upload_truncated"].format(name=uploaded.name, chars=len(text), limit=max_chars),
+        )
+        text = text[:max_chars]
+    else:
+        st.session_state["upload_message"] = (
+            "success",
+            t["upload_loaded"].format(name=uploaded.name, chars=len(text)),
+        )
+    st.session_state["context"] = text
+
+
+# ---------------------------------------------------------------- pieces of the page
+
+
+def error_text(exc: BackendError, t: dict[str, str]) -> str:
+    template = t.get(f"err_{exc.code}", t["err_generic"])
+    return template.format(message=exc.message)
+
+
+def show_error(exc: BackendError, t: dict[str, str]) -> None:
+    st.error(error_text(exc, t), icon="🚫")
+    if exc.request_id:
+        st.caption(t["err_request_id"].format(request_id=exc.request_id))
+
+
+def status_panel(client: client_module.QAClient, settings: UISettings, t: dict[str, str]) -> None:
+    """Backend status, polled in the background; a change of state refreshes the whole page."""
+    previous = st.session_state.get("health_state")
+    every = POLL_READY_S if previous == BackendState.READY else POLL_NOT_READY_S
+
+    @st.fragment(run_every=every)
+    def panel() -> None:
+        health = client.health()
+        st.session_state["health"] = health
+        st.session_state["health_state"] = health.state
+        if health.state != previous and not st.session_state.get("_full_run", False):
+            st.rerun()
+        render_health(health, settings, t)
+
+    panel()
+
+
+def render_health(health: BackendHealth, settings: UISettings, t: dict[str, str]) -> None:
+    if health.state is BackendState.READY:
+        st.success(t["status_ready"], icon="🟢")
+    elif health.state is BackendState.LOADING:
+        st.warning(t["status_loading"], icon="🟡")
+        st.caption(t["status_loading_help"])
+    elif health.state is BackendState.FAILED:
+        st.error(t["status_failed"], icon="🔴")
+        if health.reason:
+            st.caption(health.reason)
+    else:
+        st.error(t["status_unreachable"], icon="🔴")
+        st.caption(t["status_unreachable_help"].format(url=settings.backend_url))
+    if health.models:
+        listed = ", ".join(f"{name} ({state})" for name, state in health.models.items())
+        st.caption(t["status_models"].format(models=listed))
+    if health.state is not BackendState.READY:
+        st.button(t["retry"], key="retry", icon="🔄")
+
+
+def fetch_models(client: client_module.QAClient, health: BackendHealth) -> ModelsInfo | None:
+    if health.state is BackendState.UNREACHABLE:
+        return None
+    try:
+        return client.models()
+    except BackendError as exc:
+        logger.warning("listing models failed: %s", exc.message)
+        return None
+
+
+def remembered(key: str, default: int, low: int, high: int) -> dict[str, Any]:
+    """Widget kwargs: the user's last value (kept inside a range that changes with the model),
+    else the default. Passing both a value and a set session state makes Streamlit warn."""
+    if key not in st.session_state:
+        return {"key": key, "value": default}
+    value = int(st.session_state[key])
+    if not low <= value <= high:
+        st.session_state[key] = max(low, min(high, value))
+    return {"key": key}
+
+
+def advanced_settings(models: ModelsInfo | None, t: dict[str, str]) -> ModelLimits:
+    st.subheader(t["advanced_header"])
+    names = [m.name for m in models.models] if models else []
+
+    def label(name: str) -> str:
+        info = models.get(name) if models else None
+        if info is not None and not info.ready:
+            return t["model_not_ready"].format(name=name, status=info.status)
+        if models and name == models.default:
+            return t["model_default"].format(name=name)
+        return name
+
+    if st.session_state.get("model") not in names:
+        st.session_state.pop("model", None)
+    default_index = names.index(models.default) if models and models.default in names else 0
+    st.selectbox(
+        t["model_label"],
+        names,
+        index=default_index if names else None,
+        format_func=label,
+        key="model",
+        disabled=not names,
+    )
+    info = models.get(st.session_state.get("model")) if models else None
+    limits = info.limits if info else ModelLimits()
+    st.slider(
+        t["top_k_label"],
+        min_value=1,
+        max_value=max(limits.max_top_k, 2),
+        **remembered("top_k", min(DEFAULT_TOP_K, limits.max_top_k), 1, limits.max_top_k),
+    )
+    st.slider(
+        t["max_answer_len_label"],
+        min_value=1,
+        max_value=max(limits.max_answer_len, MAX_ANSWER_LEN_CHOICE),
+        **remembered(
+            "max_answer_len",
+            limits.max_answer_len,
+            1,
+            max(limits.max_answer_len, MAX_ANSWER_LEN_CHOICE),
+        ),
+    )
+    st.toggle(
+        t["allow_no_answer_label"],
+        value=True,
+        key="allow_no_answer",
+        help=t["allow_no_answer_help"],
+    )
+    return limits
+
+
+def input_area(settings: UISettings, limits: ModelLimits, t: dict[str, str]) -> bool:
+    """Examples, upload and the question form; True when the form was submitted."""
+    col_example, col_upload = st.columns(2)
+    with col_example:
+        st.selectbox(
+            t["example_label"],
+            [e.key for e in EXAMPLES],
+            index=None,
+            format_func=lambda key: EXAMPLES_BY_KEY[key].title,
+            placeholder=t["example_placeholder"],
+            key="example",
+            on_change=load_example,
+        )
+    with col_upload:
+        st.file_uploader(
+            t["upload_label"],
+            type=["txt", "md", "pdf"],
+            key="upload",
+            on_change=load_upload,
+            args=(limits.max_context_chars, settings.max_upload_mb),
+        )
+    message = st.session_state.get("upload_message")
+    if message:
+        kind, text = message
+        {"error": st.error, "warning": st.warning, "success": st.success}[kind](text)
+
+    context = st.session_state.get("context")
+    if context and len(context) > limits.max_context_chars:
+        st.session_state["context"] = context[: limits.max_context_chars]
+    with st.form(key="qa_form", border=True):
+        # max_chars makes the browser show a live character counter without a rerun.
+        st.text_area(
+            t["context_label"],
+            height=220,
+            max_chars=limits.max_context_chars,
+            placeholder=t["context_placeholder"],
+            key="context",
+        )
+        st.text_input(
+            t["question_label"],
+            max_chars=limits.max_question_chars,
+            placeholder=t["question_placeholder"],
+            key="question",
+        )
+        left, right = st.columns([3, 1], vertical_alignment="center")
+        with left:
+            st.toggle(t["compare_toggle"], key="compare", help=t["compare_help"])
+        with right:
+            submitted = st.form_submit_button(
+                t["submit"], key="ask", type="primary", icon="🔎", width="stretch"
+            )
+    chars = len(st.session_state.get("context") or "")
+    st.caption(t["context_count"].format(chars=f"{chars:,}", limit=f"{limits.max_context_chars:,}"))
+    return submitted
+
+
+def build_request() -> QARequest:
+    return QARequest(
+        context=st.session_state.get("context") or "",
+        question=(st.session_state.get("question") or "").strip(),
+        model=st.session_state.get("model"),
+        top_k=int(st.session_state.get("top_k", DEFAULT_TOP_K)),
+        max_answer_len=st.session_state.get("max_answer_len"),
+        handle_impossible_answer=bool(st.session_state.get("allow_no_answer", True)),
+    )
+
+
+def ask(client: client_module.QAClient, models: ModelsInfo | None, t: dict[str, str]) -> None:
+    """Validate the form, call the backend, keep the outcome in the session."""
+    request = build_request()
+    if not request.context.strip():
+        st.session_state["outcome"] = {"kind": "invalid", "message": t["empty_context"]}
+        return
+    if not request.question:
+        st.session_state["outcome"] = {"kind": "invalid", "message": t["empty_question"]}
+        return
+    history: list[HistoryEntry] = st.session_state.setdefault("history", [])
+    st.session_state["last_request"] = request
+    with st.spinner(t["thinking"]):
+        if st.session_state.get("compare"):
+            try:
+                models = models or client.models()
+            except BackendError as exc:
+                st.session_state["outcome"] = {"kind": "error", "error": exc}
+                return
+            names = [m.name for m in models.models if m.ready]
+            results = client.compare(request, names) if names else []
+            for _, result in results:
+                if isinstance(result, QAResult):
+                    history.append(HistoryEntry.from_result(request, result))
+            st.session_state["outcome"] = {
+                "kind": "compare",
+                "request": request,
+                "results": results,
+            }
+            return
+        try:
+            result = client.ask(request)
+        except BackendError as exc:
+            logger.info("ask failed: %s (%s)", exc.code, exc.request_id)
+            st.session_state["outcome"] = {"kind": "error", "error": exc}
+            return
+    history.append(HistoryEntry.from_result(request, result))
+    st.session_state["outcome"] = {"kind": "answer", "request": request, "result": result}
+
+
+def score_text(score: float, lang: Lang, t: dict[str, str]) -> str:
+    return t["confidence"].format(score=percent(score, lang))
+
+
+def show_timings(result: QAResult, lang: Lang, t: dict[str, str]) -> None:
+    st.markdown(f"**{t['latency']}**")
+    timings = result.timings
+    values = [
+        ("t_queue", timings.queue_ms),
+        ("t_tokenize", timings.tokenize_ms),
+        ("t_inference", timings.inference_ms),
+        ("t_decode", timings.decode_ms),
+        ("t_total", timings.total_ms),
+        ("t_round_trip", result.round_trip_ms),
+    ]
+    for column, (key, value) in zip(st.columns(len(values)), values, strict=True):
+        column.metric(t[key], millis(value, lang))
+
+
+def show_answer(request: QARequest, result: QAResult, lang: Lang, t: dict[str, str]) -> None:
+    best = result.best
+    labels = [score_text(a.score, lang, t) for a in result.answers]
+    if result.no_answer or best is None:
+        probability = (
+            None
+            if result.no_answer_probability is None
+            else t["no_answer_probability"].format(p=percent(result.no_answer_probability, lang))
+        )
+        st.markdown(
+            no_answer_card(t["no_answer_title"], t["no_answer_body"], probability),
+            unsafe_allow_html=True,
+        )
+        if result.answers:
+            with st.expander(t["discarded_candidates"]):
+                st.markdown(alternatives_list(result.answers, labels), unsafe_allow_html=True)
+                st.markdown(
+                    highlight_context(request.context, result.answers), unsafe_allow_html=True
+                )
+    else:
+        st.markdown(f"**{t['best_answer']}**")
+        st.markdown(answer_card(best.answer, labels[0], best.score), unsafe_allow_html=True)
+        st.markdown(f"**{t['in_context']}**")
+        st.markdown(highlight_context(request.context, result.answers), unsafe_allow_html=True)
+        if len(result.answers) > 1:
+            st.markdown(f"**{t['alternatives']}**")
+            st.markdown(alternatives_list(result.answers, labels), unsafe_allow_html=True)
+    show_timings(result, lang, t)
+    st.caption(
+        t["result_meta"].format(
+            model=result.model, windows=result.num_windows, request_id=result.request_id or "—"
+        )
+    )
+
+
+def show_compare(
+    request: QARequest,
+    results: list[tuple[str, QAResult | BackendError]],
+    lang: Lang,
+    t: dict[str, str],
+) -> None:
+    st.subheader(t["compare_header"])
+    if not results:
+        st.info(t["compare_none"])
+        return
+    for start in range(0, len(results), 3):
+        row = results[start : start + 3]
+        for column, (name, outcome) in zip(st.columns(3), row, strict=False):
+            with column.container(border=True):
+                st.markdown(f"**{name}**")
+                if isinstance(outcome, BackendError):
+                    show_error(outcome, t)
+                    continue
+                best = outcome.best
+                if outcome.no_answer or best is None:
+                    probability = (
+                        None
+                        if outcome.no_answer_probability is None
+                        else t["no_answer_probability"].format(
+                            p=percent(outcome.no_answer_probability, lang)
+                        )
+                    )
+                    st.markdown(
+                        no_answer_card(t["no_answer_title"], t["no_answer_body"], probability),
+                        unsafe_allow_html=True,
+                    )
+                else:
+                    st.markdown(
+                        answer_card(best.answer, score_text(best.score, lang, t), best.score),
+                        unsafe_allow_html=True,
+                    )
+                    st.markdown(
+                        highlight_context(request.context, outcome.answers[:1]),
+                        unsafe_allow_html=True,
+                    )
+                st.caption(
+                    t["compare_latency"].format(
+                        total=millis(outcome.timings.total_ms, lang),
+                        round_trip=millis(outcome.round_trip_ms, lang),
+                    )
+                )
+
+
+def show_outcome(lang: Lang, t: dict[str, str]) -> None:
+    outcome: dict[str, Any] | None = st.session_state.get("outcome")
+    if outcome is None:
+        return
+    if outcome["kind"] == "invalid":
+        st.warning(outcome["message"], icon="✍️")
+    elif outcome["kind"] == "error":
+        show_error(outcome["error"], t)
+    elif outcome["kind"] == "answer":
+        show_answer(outcome["request"], outcome["result"], lang, t)
+    elif outcome["kind"] == "compare":
+        show_compare(outcome["request"], outcome["results"], lang, t)
+
+
+def history_section(settings: UISettings, lang: Lang, t: dict[str, str]) -> None:
+    history: list[HistoryEntry] = st.session_state.get("history", [])
+    with st.expander(f"{t['history_header']} ({len(history)})", expanded=False):
+        if not history:
+            st.caption(t["history_empty"])
+        else:
+            rows = [
+                {
+                    t["col_time"]: e.time[11:],
+                    t["col_model"]: e.model,
+                    t["col_question"]: e.question,
+                    t["col_answer"]: e.answer if not e.no_answer else f"— ({t['no_answer_title']})",
+                    t["col_score"]: e.score,
+                    t["col_ms"]: e.round_trip_ms,
+                }
+                for e in reversed(history)
+            ]
+            st.dataframe(rows, hide_index=True, key="history_table")
+            c1, c2, c3 = st.columns(3)
+            c1.download_button(
+                t["download_csv"],
+                to_csv(history),
+                file_name="historial_preguntas.csv",
+                mime="text/csv",
+                key="download_csv",
+                on_click="ignore",
+                icon="⬇️",
+            )
+            c2.download_button(
+                t["download_json"],
+                to_json(history),
+                file_name="historial_preguntas.json",
+                mime="application/json",
+                key="download_json",
+                on_click="ignore",
+                icon="⬇️",
+            )
+            if c3.button(t["clear_history"], key="clear_history"):
+                st.session_state["history"] = []
+                st.rerun()
+    last: QARequest | None = st.session_state.get("last_request")
+    if last is not None:
+        with st.expander(t["curl_header"]):
+            st.code(
+                curl_command(settings.public_api_url, last, with_api_key=bool(settings.api_key)),
+                language="bash",
+            )
+
+
+def page() -> None:
+    lang = current_lang()
+    t = texts_for(lang)
+    settings = get_settings()
+    client = get_client()
+
+    with st.sidebar:
+        st.toggle(t["language_toggle"], key="lang_en")
+        st.subheader(t["status_header"])
+        status_panel(client, settings, t)
+        health: BackendHealth = st.session_state["health"]
+        models = fetch_models(client, health)
+        limits = advanced_settings(models, t)
+
+    st.title(t["title"])
+    st.markdown(f"{t['instructions']}  \n[{t['docs_link']}]({settings.public_api_url}/docs)")
+    if input_area(settings, limits, t):
+        ask(client, models, t)
+    show_outcome(lang, t)
+    history_section(settings, lang, t)
+
+
+def main() -> None:
+    st.set_page_config(
+        page_title=texts_for(current_lang())["page_title"], page_icon="❓", layout="wide"
+    )
+    st.session_state["_full_run"] = True
+    try:
+        page()
+    except Exception:
+        # The user gets a sentence, the log gets the traceback.
+        logger.exception("unexpected error while rendering the page")
+        st.error(texts_for(current_lang())["unexpected"])
+    finally:
+        st.session_state["_full_run"] = False
+
+
+main()

@@ -1,0 +1,1 @@
+"""Streamlit UI for the Spanish question-answering backend."""

@@ -1,0 +1,68 @@
+"""The session's questions and answers, exportable as CSV or JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
+
+from qa_ui.client import QARequest, QAResult
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    time: str
+    model: str
+    question: str
+    answer: str
+    score: float | None
+    no_answer: bool
+    no_answer_probability: float | None
+    top_k: int
+    context_chars: int
+    server_ms: float
+    round_trip_ms: float
+    request_id: str | None
+
+    @classmethod
+    def from_result(
+        cls, request: QARequest, result: QAResult, when: datetime | None = None
+    ) -> HistoryEntry:
+        best = result.best
+        shown = best is not None and not result.no_answer
+        return cls(
+            time=(when or datetime.now()).isoformat(timespec="seconds"),
+            model=result.model,
+            question=request.question,
+            answer=best.answer if best is not None and shown else "",
+            score=round(best.score, 4) if best is not None and shown else None,
+            no_answer=result.no_answer,
+            no_answer_probability=(
+                None
+                if result.no_answer_probability is None
+                else round(result.no_answer_probability, 4)
+            ),
+            top_k=request.top_k,
+            context_chars=len(request.context),
+            server_ms=round(result.timings.total_ms, 1),
+            round_trip_ms=round(result.round_trip_ms, 1),
+            request_id=result.request_id,
+        )
+
+
+COLUMNS = tuple(f.name for f in fields(HistoryEntry))
+
+
+def to_csv(entries: list[HistoryEntry]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for entry in entries:
+        writer.writerow(asdict(entry))
+    return buffer.getvalue()
+
+
+def to_json(entries: list[HistoryEntry]) -> str:
+    return json.dumps([asdict(e) for e in entries], ensure_ascii=False, indent=2)
