@@ -31,7 +31,16 @@ DOMAIN_STATUS: dict[type[domain.QAError], tuple[int, str]] = {
     domain.OverloadedError: (503, "overloaded"),
     domain.InferenceTimeoutError: (504, "timeout"),
 }
-HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+HTTP_CODES = {
+    400: "invalid_body",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
+MESSAGES = {
+    400: "The request body could not be parsed. Send valid UTF-8 JSON "
+    "(Content-Type: application/json), or form fields for /qas/.",
+}
 
 
 def error_response(
@@ -84,7 +93,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = HTTP_CODES.get(exc.status_code, "http_error")
-        return error_response(request, exc.status_code, code, str(exc.detail), headers=exc.headers)
+        message = MESSAGES.get(exc.status_code, str(exc.detail))
+        return error_response(request, exc.status_code, code, message, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -149,6 +149,7 @@ def build_report(
         "api_url": args.api_url,
         "model": model_info.get("name") or args.model,
         "model_id": model_info.get("model_id"),
+        "revision": model_info.get("revision"),
         "backend": backend,
         "concurrency": concurrency,
         "metrics": metrics,

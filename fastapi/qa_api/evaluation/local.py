@@ -11,7 +11,7 @@ import dataclasses
 import logging
 from typing import Any
 
-from qa_api.config import Settings
+from qa_api.config import Settings, get_settings
 from qa_api.evaluation.dataset import Question
 from qa_api.evaluation.runner import Answer, PredictionError
 from qa_api.inference.errors import QAError
@@ -32,7 +32,7 @@ class LocalPredictor:
         timeout_s: float = 120.0,
         settings: Settings | None = None,
     ) -> None:
-        settings = settings or Settings()
+        settings = settings or get_settings()
         name = model or settings.default_model or ""
         if name not in settings.models:
             served = ", ".join(sorted(settings.models))

@@ -109,10 +109,7 @@ class QARuntime:
     # -- worker thread ----------------------------------------------------------------------
 
     def _run(self) -> None:
-        while True:
-            jobs = self._next_jobs()
-            if not jobs:
-                return
+        while (jobs := self._next_jobs()) is not None:
             try:
                 self._process(jobs)
             except Exception as exc:  # never let one bad batch kill the worker
@@ -121,13 +118,16 @@ class QARuntime:
                     if not job.future.done():
                         job.future.set_exception(exc)
 
-    def _next_jobs(self) -> list[_Job]:
-        """Block for work; then take queued jobs up to the batch size, waiting briefly for more."""
+    def _next_jobs(self) -> list[_Job] | None:
+        """Block for work; take queued jobs up to the batch size, waiting briefly for more.
+
+        None means closed and drained: the worker stops.
+        """
         with self._cond:
             while not self._pending and not self._closed:
                 self._cond.wait()
             if not self._pending:
-                return []
+                return None
             jobs = [self._pending.popleft()]
             deadline = time.perf_counter() + self.batching.max_batch_wait_ms / 1000
             while len(jobs) < self.batching.max_batch_size:
@@ -142,6 +142,8 @@ class QARuntime:
         return [job for job in jobs if job.future.set_running_or_notify_cancel()]
 
     def _process(self, jobs: list[_Job]) -> None:
+        if not jobs:
+            return
         started = time.perf_counter()
         ready: list[_Job] = []
         for job in jobs:

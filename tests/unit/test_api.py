@@ -1,0 +1,304 @@
+"""Every endpoint and error path of the HTTP API, in-process (the real model path, tiny model)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from qa_api.config import Settings
+from qa_api.main import create_app
+
+CONTEXT = "Miguel de Cervantes nació en Alcalá de Henares en 1547 y escribió Don Quijote."
+QUESTION = "¿Dónde nació Cervantes?"
+ERROR_KEYS = {"error", "code", "request_id"}
+
+MakeClient = Callable[..., TestClient]
+
+
+def wait_ready(client: TestClient, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while client.get("/health/ready").status_code != 200:
+        assert time.monotonic() < deadline, client.get("/health/ready").json()
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def make_client(tiny_model_dir: Path, tmp_path: Path) -> Iterator[MakeClient]:
+    clients: list[TestClient] = []
+
+    def make(wait: bool = True, **overrides: Any) -> TestClient:
+        settings = Settings(
+            models=overrides.pop("models", {"tiny": str(tiny_model_dir)}),
+            backend="torch-fp32",
+            onnx_cache_dir=tmp_path / "onnx",
+            **overrides,
+        )
+        client = TestClient(create_app(settings))
+        client.__enter__()
+        clients.append(client)
+        if wait:
+            wait_ready(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: MakeClient) -> TestClient:
+    return make_client(max_context_chars=2000, max_question_chars=200)
+
+
+def assert_error(response: Any, status: int, code: str, *words: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body.keys() >= ERROR_KEYS
+    assert body["code"] == code
+    assert body["request_id"] == response.headers["x-request-id"]
+    for word in words:
+        assert word in body["error"], body["error"]
+    assert "Traceback" not in response.text
+    return body
+
+
+def test_answer_has_offsets_scores_and_timings(client: TestClient) -> None:
+    response = client.post("/v1/qa", json={"context": CONTEXT, "question": QUESTION, "top_k": 3})
+    assert response.status_code == 200
+    body = response.json()
+    assert body.keys() == {
+        "model", "answers", "no_answer", "no_answer_probability", "num_windows", "timings"
+    }  # fmt: skip
+    assert body["model"] == "tiny"
+    assert body["num_windows"] == 1
+    assert 1 <= len(body["answers"]) <= 3
+    for answer in body["answers"]:
+        assert CONTEXT[answer["start"] : answer["end"]] == answer["answer"]
+        assert 0 <= answer["score"] <= 1
+    scores = [a["score"] for a in body["answers"]]
+    assert scores == sorted(scores, reverse=True)
+    assert 0 <= body["no_answer_probability"] <= 1
+    timings = body["timings"]
+    assert timings.keys() == {"queue_ms", "tokenize_ms", "inference_ms", "decode_ms", "total_ms"}
+    assert timings["total_ms"] >= timings["inference_ms"] > 0
+
+
+def test_no_answer_switch(client: TestClient) -> None:
+    on = client.post("/v1/qa", json={"context": CONTEXT, "question": QUESTION}).json()
+    off = client.post(
+        "/v1/qa",
+        json={"context": CONTEXT, "question": QUESTION, "handle_impossible_answer": False},
+    ).json()
+    assert off["no_answer"] is False
+    assert on["no_answer"] == (on["no_answer_probability"] > on["answers"][0]["score"])
+
+
+def test_long_context_uses_several_windows(client: TestClient) -> None:
+    context = " ".join([CONTEXT] * 20)
+    body = client.post(
+        "/v1/qa",
+        json={"context": context, "question": QUESTION, "max_seq_len": 128, "doc_stride": 32},
+    ).json()
+    assert body["num_windows"] > 3
+    answer = body["answers"][0]
+    assert context[answer["start"] : answer["end"]] == answer["answer"]
+
+
+def test_batch_keeps_order(client: TestClient) -> None:
+    contexts = [CONTEXT, "El río Ebro nace en Fontibre.", "La Alhambra está en Granada."]
+    response = client.post(
+        "/v1/qa/batch",
+        json={"requests": [{"context": c, "question": "¿Dónde?"} for c in contexts]},
+    )
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert len(results) == 3
+    for context, result in zip(contexts, results, strict=True):
+        answer = result["answers"][0]
+        assert context[answer["start"] : answer["end"]] == answer["answer"]
+
+
+def test_predict_tf_serving_style(client: TestClient) -> None:
+    response = client.post(
+        "/v1/models/tiny:predict",
+        json={"instances": [{"context": CONTEXT, "question": QUESTION}] * 2},
+    )
+    assert response.status_code == 200
+    predictions = response.json()["predictions"]
+    assert len(predictions) == 2
+    assert predictions[0]["answers"] == predictions[1]["answers"]
+    unknown = client.post(
+        "/v1/models/nope:predict", json={"instances": [{"context": "a", "question": "b"}]}
+    )
+    assert_error(unknown, 404, "model_not_found", "nope", "tiny")
+    assert set(unknown.json()) >= {"error"}
+
+
+def test_qas_accepts_query_and_multipart(client: TestClient) -> None:
+    from requests_toolbelt.multipart.encoder import MultipartEncoder
+
+    best = client.post("/v1/qa", json={"context": CONTEXT, "question": QUESTION}).json()
+    expected = "" if best["no_answer"] else best["answers"][0]["answer"]
+    by_query = client.post("/qas/", params={"context": CONTEXT, "question": QUESTION})
+    assert by_query.status_code == 200
+    assert by_query.json() == expected
+    form = MultipartEncoder(fields={"context": CONTEXT, "question": QUESTION})
+    by_form = client.post(
+        "/qas/", content=form.to_string(), headers={"Content-Type": form.content_type}
+    )
+    assert by_form.json() == expected
+    missing = client.post("/qas/", params={"context": CONTEXT})
+    assert_error(missing, 422, "validation_error", "question")
+
+
+def test_models_describe_state_and_limits(client: TestClient) -> None:
+    listing = client.get("/v1/models").json()
+    assert listing["default"] == "tiny"
+    (model,) = listing["models"]
+    assert (model["status"], model["ready"], model["error"]) == ("ready", True, None)
+    assert model["revision"] == "local"
+    assert (model["backend"], model["device"], model["dtype"]) == ("torch-fp32", "cpu", "float32")
+    assert model["limits"]["max_context_chars"] == 2000
+    assert model["limits"]["doc_stride"] == 128
+    assert client.get("/v1/models/tiny").json() == model
+    assert_error(client.get("/v1/models/otro"), 404, "model_not_found", "otro")
+
+
+def test_health_and_metrics(client: TestClient) -> None:
+    assert client.get("/health/live").json() == {"status": "alive"}
+    assert client.get("/health/ready").json() == {
+        "status": "ready", "models": {"tiny": "ready"}, "reason": None
+    }  # fmt: skip
+    client.post("/v1/qa", json={"context": CONTEXT, "question": QUESTION})
+    text = client.get("/metrics").text
+    for metric in (
+        'qa_http_requests_total{method="POST",route="/v1/qa",status="200"}',
+        "qa_http_request_seconds_bucket",
+        'qa_inference_seconds_count{model="tiny"}',
+        'qa_batch_windows_bucket{le="1.0",model="tiny"}',
+        'qa_queue_depth{model="tiny"} 0.0',
+        'qa_model_ready{model="tiny"} 1.0',
+        'qa_model_load_seconds{model="tiny"}',
+        'qa_answers_total{model="tiny",outcome=',
+    ):
+        assert metric in text, metric
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "words"),
+    [
+        ({"context": "", "question": QUESTION}, 422, "validation_error", ["context"]),
+        ({"context": CONTEXT, "question": "   "}, 422, "validation_error", ["question", "whitespace"]),
+        ({"context": 5, "question": QUESTION}, 422, "validation_error", ["context", "string"]),
+        ({"context": CONTEXT}, 422, "validation_error", ["question", "required"]),
+        ({"context": CONTEXT, "question": QUESTION, "top_k": 0}, 422, "validation_error", ["top_k"]),
+        ({"context": CONTEXT, "question": QUESTION, "top_k": 11}, 422, "validation_error", ["top_k", "10"]),
+        ({"context": CONTEXT, "question": QUESTION, "topk": 2}, 422, "validation_error", ["topk"]),
+        ({"context": "x" * 2001, "question": QUESTION}, 413, "payload_too_large", ["2000", "QA_MAX_CONTEXT_CHARS"]),
+        ({"context": CONTEXT, "question": "x" * 201}, 413, "payload_too_large", ["QA_MAX_QUESTION_CHARS"]),
+        ({"context": CONTEXT, "question": QUESTION, "model": "gpt"}, 404, "model_not_found", ["gpt", "tiny"]),
+        (
+            {"context": CONTEXT, "question": QUESTION, "max_seq_len": 32, "doc_stride": 30},
+            422, "validation_error", ["doc_stride", "max_seq_len"],
+        ),
+        ({"context": CONTEXT, "question": "x y " * 40}, 422, "validation_error", ["Shorten"]),
+    ],
+)  # fmt: skip
+def test_bad_input_gets_a_clear_4xx(
+    client: TestClient, body: dict[str, Any], status: int, code: str, words: list[str]
+) -> None:
+    assert_error(client.post("/v1/qa", json=body), status, code, *words)
+    assert client.get("/health/live").status_code == 200
+
+
+def test_wrong_bodies(client: TestClient) -> None:
+    assert_error(
+        client.post("/v1/qa", content=b"\xff\xfe\x00binary", headers={"Content-Type": "application/json"}),
+        400, "invalid_body", "valid UTF-8 JSON",
+    )  # fmt: skip
+    assert_error(
+        client.post("/v1/qa", content="context=a", headers={"Content-Type": "text/plain"}),
+        415, "unsupported_media_type", "application/json",
+    )  # fmt: skip
+    assert_error(client.post("/v1/qa", json=[1, 2]), 422, "validation_error")
+    assert_error(client.post("/v1/qa/batch", json={"requests": []}), 422, "validation_error")
+    too_many = {"requests": [{"context": "a", "question": "b"}] * 33}
+    assert_error(client.post("/v1/qa/batch", json=too_many), 413, "payload_too_large", "32")
+    assert_error(client.get("/v2/nothing"), 404, "not_found")
+    assert_error(client.get("/v1/qa"), 405, "method_not_allowed")
+
+
+def test_body_over_the_byte_limit_is_refused_before_parsing(make_client: MakeClient) -> None:
+    client = make_client(max_body_bytes=1000)
+    response = client.post("/v1/qa", json={"context": "x" * 5000, "question": QUESTION})
+    assert_error(response, 413, "payload_too_large", "QA_MAX_BODY_BYTES")
+
+
+def test_api_key(make_client: MakeClient) -> None:
+    client = make_client(api_key="s3creto")
+    body = {"context": CONTEXT, "question": QUESTION}
+    assert_error(client.post("/v1/qa", json=body), 401, "unauthorized", "X-API-Key")
+    assert_error(
+        client.post("/v1/qa", json=body, headers={"X-API-Key": "nope"}), 401, "unauthorized"
+    )
+    assert client.post("/v1/qa", json=body, headers={"X-API-Key": "s3creto"}).status_code == 200
+    assert client.get("/health/ready").status_code == 200  # health stays open
+
+
+def test_cors_is_closed_by_default_and_opens_per_origin(make_client: MakeClient) -> None:
+    closed = make_client().get("/v1/models", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in closed.headers
+    opened = make_client(cors_origins=["https://app.example"])
+    response = opened.get("/v1/models", headers={"Origin": "https://app.example"})
+    assert response.headers["access-control-allow-origin"] == "https://app.example"
+
+
+def test_model_that_fails_to_load_keeps_the_process_up(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    client = make_client(wait=False, models={"roto": str(broken)})
+    deadline = time.monotonic() + 30
+    while client.get("/v1/models/roto").json()["status"] == "loading":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    ready = client.get("/health/ready")
+    assert ready.status_code == 503
+    assert ready.json()["status"] == "failed"
+    assert "roto" in ready.json()["reason"]
+    assert client.get("/health/live").status_code == 200
+    body = assert_error(
+        client.post("/v1/qa", json={"context": CONTEXT, "question": QUESTION}),
+        503, "model_not_ready", "roto",
+    )  # fmt: skip
+    assert "Error" in body["error"]  # the loading error's reason is passed on
+
+
+def test_unknown_hub_id_offline_fails_with_reason(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    client = make_client(wait=False, models={"beto": "mrm8488/no-such-model-for-tests"})
+    deadline = time.monotonic() + 30
+    while (ready := client.get("/health/ready")).json()["status"] == "loading":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert ready.status_code == 503
+    assert "beto" in ready.json()["reason"]
+
+
+def test_openapi_documents_every_route_with_examples(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    paths = schema["paths"]
+    for path in ("/v1/qa", "/v1/qa/batch", "/v1/models", "/v1/models/{name}",
+                 "/v1/models/{name}:predict", "/qas/", "/health/live", "/health/ready", "/metrics"):  # fmt: skip
+        assert path in paths, path
+    assert "¿Dónde nació Cervantes?" in str(schema["components"]["schemas"]["QARequest"])
+    assert client.get("/docs").status_code == 200
