@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import streamlit as st
+
 from qa_ui import client as client_module
 from qa_ui.client import (
     BackendError,
@@ -19,7 +21,7 @@ from qa_ui.client import (
     QAResult,
     curl_command,
 )
-from qa_ui.config import UISettings
+from qa_ui.config import SettingsError, UISettings
 from qa_ui.documents import DocumentError, extract_text
 from qa_ui.examples import EXAMPLES, EXAMPLES_BY_KEY
 from qa_ui.history import HistoryEntry, to_csv, to_json
@@ -28,10 +30,9 @@ from qa_ui.render import (
     answer_card,
     highlight_context,
     no_answer_card,
+    snippet,
 )
-from qa_ui.texts import Lang, millis, percent, texts_for
-
-import streamlit as st
+from qa_ui.texts import Lang, millis, percent, texts_for, thousands
 
 logger = logging.getLogger("qa_ui.app")
 
@@ -110,7 +111,7 @@ def error_text(exc: BackendError, t: dict[str, str]) -> str:
 
 
 def show_error(exc: BackendError, t: dict[str, str]) -> None:
-    st.error(error_text(exc, t), icon="🚫")
+    st.error(error_text(exc, t), icon=":material/error:")
     if exc.request_id:
         st.caption(t["err_request_id"].format(request_id=exc.request_id))
 
@@ -134,22 +135,24 @@ def status_panel(client: client_module.QAClient, settings: UISettings, t: dict[s
 
 def render_health(health: BackendHealth, settings: UISettings, t: dict[str, str]) -> None:
     if health.state is BackendState.READY:
-        st.success(t["status_ready"], icon="🟢")
+        st.success(t["status_ready"], icon=":material/check_circle:")
     elif health.state is BackendState.LOADING:
-        st.warning(t["status_loading"], icon="🟡")
+        st.warning(t["status_loading"], icon=":material/hourglass_top:")
         st.caption(t["status_loading_help"])
     elif health.state is BackendState.FAILED:
-        st.error(t["status_failed"], icon="🔴")
+        st.error(t["status_failed"], icon=":material/error:")
         if health.reason:
             st.caption(health.reason)
     else:
-        st.error(t["status_unreachable"], icon="🔴")
+        st.error(t["status_unreachable"], icon=":material/cloud_off:")
         st.caption(t["status_unreachable_help"].format(url=settings.backend_url))
     if health.models:
-        listed = ", ".join(f"{name} ({state})" for name, state in health.models.items())
+        listed = ", ".join(
+            f"{name} ({t.get(f'state_{state}', state)})" for name, state in health.models.items()
+        )
         st.caption(t["status_models"].format(models=listed))
     if health.state is not BackendState.READY:
-        st.button(t["retry"], key="retry", icon="🔄")
+        st.button(t["retry"], key="retry", icon=":material/refresh:")
 
 
 def fetch_models(client: client_module.QAClient, health: BackendHealth) -> ModelsInfo | None:
@@ -180,7 +183,8 @@ def advanced_settings(models: ModelsInfo | None, t: dict[str, str]) -> ModelLimi
     def label(name: str) -> str:
         info = models.get(name) if models else None
         if info is not None and not info.ready:
-            return t["model_not_ready"].format(name=name, status=info.status)
+            status = t.get(f"state_{info.status}", info.status)
+            return t["model_not_ready"].format(name=name, status=status)
         if models and name == models.default:
             return t["model_default"].format(name=name)
         return name
@@ -226,25 +230,23 @@ def advanced_settings(models: ModelsInfo | None, t: dict[str, str]) -> ModelLimi
 
 def input_area(settings: UISettings, limits: ModelLimits, t: dict[str, str]) -> bool:
     """Examples, upload and the question form; True when the form was submitted."""
-    col_example, col_upload = st.columns(2)
-    with col_example:
-        st.selectbox(
-            t["example_label"],
-            [e.key for e in EXAMPLES],
-            index=None,
-            format_func=lambda key: EXAMPLES_BY_KEY[key].title,
-            placeholder=t["example_placeholder"],
-            key="example",
-            on_change=load_example,
-        )
-    with col_upload:
-        st.file_uploader(
-            t["upload_label"],
-            type=["txt", "md", "pdf"],
-            key="upload",
-            on_change=load_upload,
-            args=(limits.max_context_chars, settings.max_upload_mb),
-        )
+    st.selectbox(
+        t["example_label"],
+        [e.key for e in EXAMPLES],
+        index=None,
+        format_func=lambda key: EXAMPLES_BY_KEY[key].title,
+        placeholder=t["example_placeholder"],
+        key="example",
+        on_change=load_example,
+    )
+    st.file_uploader(
+        t["upload_label"],
+        type=["txt", "md", "pdf"],
+        key="upload",
+        max_upload_size=max(1, int(settings.max_upload_mb)),
+        on_change=load_upload,
+        args=(limits.max_context_chars, settings.max_upload_mb),
+    )
     message = st.session_state.get("upload_message")
     if message:
         kind, text = message
@@ -268,15 +270,17 @@ def input_area(settings: UISettings, limits: ModelLimits, t: dict[str, str]) -> 
             placeholder=t["question_placeholder"],
             key="question",
         )
-        left, right = st.columns([3, 1], vertical_alignment="center")
-        with left:
-            st.toggle(t["compare_toggle"], key="compare", help=t["compare_help"])
-        with right:
-            submitted = st.form_submit_button(
-                t["submit"], key="ask", type="primary", icon="🔎", width="stretch"
-            )
+        st.toggle(t["compare_toggle"], key="compare", help=t["compare_help"])
+        submitted = st.form_submit_button(
+            t["submit"], key="ask", type="primary", icon=":material/search:", width="stretch"
+        )
     chars = len(st.session_state.get("context") or "")
-    st.caption(t["context_count"].format(chars=f"{chars:,}", limit=f"{limits.max_context_chars:,}"))
+    st.caption(
+        t["context_count"].format(
+            chars=thousands(chars, current_lang()),
+            limit=thousands(limits.max_context_chars, current_lang()),
+        )
+    )
     return submitted
 
 
@@ -345,8 +349,9 @@ def show_timings(result: QAResult, lang: Lang, t: dict[str, str]) -> None:
         ("t_total", timings.total_ms),
         ("t_round_trip", result.round_trip_ms),
     ]
-    for column, (key, value) in zip(st.columns(len(values)), values, strict=True):
-        column.metric(t[key], millis(value, lang))
+    for row in (values[:3], values[3:]):
+        for column, (key, value) in zip(st.columns(3), row, strict=True):
+            column.metric(t[key], millis(value, lang))
 
 
 def show_answer(request: QARequest, result: QAResult, lang: Lang, t: dict[str, str]) -> None:
@@ -394,9 +399,9 @@ def show_compare(
     if not results:
         st.info(t["compare_none"])
         return
-    for start in range(0, len(results), 3):
-        row = results[start : start + 3]
-        for column, (name, outcome) in zip(st.columns(3), row, strict=False):
+    for start in range(0, len(results), 2):
+        row = results[start : start + 2]
+        for column, (name, outcome) in zip(st.columns(2), row, strict=False):
             with column.container(border=True):
                 st.markdown(f"**{name}**")
                 if isinstance(outcome, BackendError):
@@ -416,14 +421,11 @@ def show_compare(
                         unsafe_allow_html=True,
                     )
                 else:
-                    st.markdown(
-                        answer_card(best.answer, score_text(best.score, lang, t), best.score),
-                        unsafe_allow_html=True,
+                    card = answer_card(
+                        best.answer, score_text(best.score, lang, t), best.score, size="1.15rem"
                     )
-                    st.markdown(
-                        highlight_context(request.context, outcome.answers[:1]),
-                        unsafe_allow_html=True,
-                    )
+                    st.markdown(card, unsafe_allow_html=True)
+                    st.markdown(snippet(request.context, best), unsafe_allow_html=True)
                 st.caption(
                     t["compare_latency"].format(
                         total=millis(outcome.timings.total_ms, lang),
@@ -437,7 +439,7 @@ def show_outcome(lang: Lang, t: dict[str, str]) -> None:
     if outcome is None:
         return
     if outcome["kind"] == "invalid":
-        st.warning(outcome["message"], icon="✍️")
+        st.warning(outcome["message"], icon=":material/edit_note:")
     elif outcome["kind"] == "error":
         show_error(outcome["error"], t)
     elif outcome["kind"] == "answer":
@@ -472,7 +474,7 @@ def history_section(settings: UISettings, lang: Lang, t: dict[str, str]) -> None
                 mime="text/csv",
                 key="download_csv",
                 on_click="ignore",
-                icon="⬇️",
+                icon=":material/download:",
             )
             c2.download_button(
                 t["download_json"],
@@ -481,7 +483,7 @@ def history_section(settings: UISettings, lang: Lang, t: dict[str, str]) -> None
                 mime="application/json",
                 key="download_json",
                 on_click="ignore",
-                icon="⬇️",
+                icon=":material/download:",
             )
             if c3.button(t["clear_history"], key="clear_history"):
                 st.session_state["history"] = []
@@ -511,19 +513,27 @@ def page() -> None:
 
     st.title(t["title"])
     st.markdown(f"{t['instructions']}  \n[{t['docs_link']}]({settings.public_api_url}/docs)")
-    if input_area(settings, limits, t):
-        ask(client, models, t)
-    show_outcome(lang, t)
+    left, right = st.columns(2, gap="large")
+    with left:
+        submitted = input_area(settings, limits, t)
+    with right:
+        if submitted:
+            ask(client, models, t)
+        show_outcome(lang, t)
     history_section(settings, lang, t)
 
 
 def main() -> None:
     st.set_page_config(
-        page_title=texts_for(current_lang())["page_title"], page_icon="❓", layout="wide"
+        page_title=texts_for(current_lang())["page_title"],
+        page_icon=":material/help:",
+        layout="wide",
     )
     st.session_state["_full_run"] = True
     try:
         page()
+    except SettingsError as exc:
+        st.error(str(exc))
     except Exception:
         # The user gets a sentence, the log gets the traceback.
         logger.exception("unexpected error while rendering the page")

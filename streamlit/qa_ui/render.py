@@ -33,41 +33,71 @@ def colour(rank: int) -> str:
     return ANSWER_COLOURS[rank % len(ANSWER_COLOURS)]
 
 
-def highlight_context(context: str, answers: Sequence[Answer], score_label: str = "{score}") -> str:
+def highlight_context(context: str, answers: Sequence[Answer]) -> str:
     """The context as escaped HTML with each answer's [start, end) span marked in its colour.
 
     Spans are placed by the API's character offsets only. Where spans overlap, the better
-    ranked answer gives the colour and the tooltip lists every answer covering that text.
+    ranked answer gives the mark its colour, the text it shares with a lower ranked one is
+    underlined in that one's colour, and the tooltip lists every answer in the mark.
     """
     spans = [(rank, a) for rank, a in enumerate(answers) if 0 <= a.start < a.end <= len(context)]
     cuts = sorted({0, len(context)} | {a.start for _, a in spans} | {a.end for _, a in spans})
+    segments = [
+        (left, right, [rank for rank, a in spans if a.start <= left and right <= a.end])
+        for left, right in itertools.pairwise(cuts)
+    ]
     pieces: list[str] = []
-    for left, right in itertools.pairwise(cuts):
-        text = escape(context[left:right])
-        covering = [(rank, a) for rank, a in spans if a.start <= left and right <= a.end]
+    i = 0
+    while i < len(segments):
+        left, right, covering = segments[i]
         if not covering:
-            pieces.append(text)
+            pieces.append(escape(context[left:right]))
+            i += 1
             continue
-        rank = covering[0][0]
-        title = " · ".join(
-            f"#{r + 1} " + score_label.format(score=f"{a.score:.3f}") for r, a in covering
-        )
+        top = covering[0]
+        inner: list[str] = []
+        ranks: set[int] = set()
+        while i < len(segments) and segments[i][2] and segments[i][2][0] == top:
+            left, right, covering = segments[i]
+            ranks.update(covering)
+            text = escape(context[left:right])
+            if len(covering) > 1:
+                text = (
+                    f'<span class="qa-nested" data-rank="{covering[1] + 1}" '
+                    f'style="box-shadow: inset 0 -0.3em 0 {colour(covering[1])};">{text}</span>'
+                )
+            inner.append(text)
+            i += 1
+        title = " · ".join(f"#{r + 1} {answers[r].score:.3f}" for r in sorted(ranks))
         pieces.append(
-            f'<mark class="qa-answer qa-answer-{rank}" data-rank="{rank + 1}" '
-            f'title="{escape(title)}" style="background:{colour(rank)}; color:#1a1a1a; '
-            f'padding:0.1em 0.15em; border-radius:0.25em;">{text}</mark>'
+            f'<mark class="qa-answer qa-answer-{top}" data-rank="{top + 1}" '
+            f'title="{escape(title)}" style="background:{colour(top)}; color:#1a1a1a; '
+            f'padding:0.1em 0.15em; border-radius:0.25em;">{"".join(inner)}</mark>'
         )
     return f'<div class="qa-context" style="{CONTEXT_STYLE}">{"".join(pieces)}</div>'
 
 
-def answer_card(answer: str, confidence: str, score: float) -> str:
+def snippet(context: str, answer: Answer, radius: int = 80) -> str:
+    """Just the text around one answer, highlighted at its offsets, for side-by-side views."""
+    left = max(0, answer.start - radius)
+    right = min(len(context), answer.end + radius)
+    shifted = Answer(answer.answer, answer.score, answer.start - left, answer.end - left)
+    html = highlight_context(context[left:right], [shifted])
+    opening = '<div class="qa-context" style="'
+    prefix = "…" if left > 0 else ""
+    suffix = "…" if right < len(context) else ""
+    body = html[html.index(">") + 1 : -len("</div>")]
+    return f'{opening}{CONTEXT_STYLE}">{prefix}{body}{suffix}</div>'
+
+
+def answer_card(answer: str, confidence: str, score: float, size: str = "1.6rem") -> str:
     """The best answer, large, with its confidence bar."""
     width = max(0.0, min(1.0, score)) * 100
     return (
         '<div class="qa-best" style="border-left: 0.45rem solid '
         f"{colour(0)}; padding: 0.8rem 1.1rem; border-radius: 0.5rem; "
         'background: rgba(255,213,79,0.12); margin-bottom: 0.8rem;">'
-        '<div class="qa-best-text" style="font-size: 1.6rem; font-weight: 600;">'
+        f'<div class="qa-best-text" style="font-size: {size}; font-weight: 600;">'
         f"{escape(answer)}</div>"
         f'<div style="margin-top: 0.4rem; opacity: 0.8;">{escape(confidence)}</div>'
         '<div style="height: 0.4rem; background: rgba(128,128,128,0.2); border-radius: 0.2rem; '
@@ -86,7 +116,7 @@ def no_answer_card(title: str, body: str, probability: str | None) -> str:
         '<div class="qa-no-answer" style="border-left: 0.45rem solid #90a4ae; '
         "padding: 0.8rem 1.1rem; border-radius: 0.5rem; background: rgba(144,164,174,0.15); "
         'margin-bottom: 0.8rem;">'
-        f'<div style="font-size: 1.4rem; font-weight: 600;">🤷 {escape(title)}</div>'
+        f'<div style="font-size: 1.4rem; font-weight: 600;">{escape(title)}</div>'
         f"<div>{escape(body)}</div>{extra}</div>"
     )
 
@@ -97,7 +127,8 @@ def alternatives_list(answers: Sequence[Answer], labels: Sequence[str]) -> str:
     for rank, (a, label) in enumerate(zip(answers, labels, strict=True)):
         rows.append(
             f'<li class="qa-alt" style="margin: 0.25rem 0; list-style: none;">'
-            f'<span style="display:inline-block; width:0.9em; height:0.9em; border-radius:0.2em; '
+            '<span class="qa-swatch" style="display:inline-block; width:0.9em; height:0.9em; '
+            f"border-radius:0.2em; "
             f'background:{colour(rank)}; margin-right:0.5em; vertical-align:-0.1em;"></span>'
             f'<b>{escape(a.answer)}</b> <span style="opacity:0.75">— {escape(label)}</span></li>'
         )

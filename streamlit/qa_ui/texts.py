@@ -8,7 +8,7 @@ Lang = Literal["es", "en"]
 
 _ES: dict[str, str] = {
     "page_title": "Preguntas sobre un texto",
-    "title": "❓ Pregunta lo que quieras sobre un texto",
+    "title": "Pregunta lo que quieras sobre un texto",
     "instructions": (
         "Pega un texto en español (o súbelo), escribe una pregunta y el modelo señalará "
         "en el texto el fragmento que la responde."
@@ -29,6 +29,9 @@ _ES: dict[str, str] = {
         "Comprueba que está en marcha; la app volverá a funcionar sola cuando responda."
     ),
     "status_models": "Modelos: {models}",
+    "state_ready": "listo",
+    "state_loading": "cargando",
+    "state_failed": "error",
     "retry": "Reintentar",
     # Inputs
     "example_label": "Ejemplos",
@@ -72,7 +75,7 @@ _ES: dict[str, str] = {
     "no_answer_probability": "Probabilidad de que no haya respuesta: {p}",
     "discarded_candidates": "Candidatos descartados",
     "in_context": "La respuesta en el texto",
-    "alternatives": "Otras respuestas posibles",
+    "alternatives": "Respuestas candidatas, de mejor a peor",
     "rank": "n.º {rank}",
     "latency": "Tiempos",
     "t_queue": "Cola",
@@ -125,7 +128,7 @@ _ES: dict[str, str] = {
 
 _EN: dict[str, str] = {
     "page_title": "Questions about a text",
-    "title": "❓ Ask anything about a text",
+    "title": "Ask anything about a text",
     "instructions": (
         "Paste a Spanish text (or upload one), type a question and the model will point at "
         "the passage of the text that answers it."
@@ -145,6 +148,9 @@ _EN: dict[str, str] = {
         "the app recovers by itself once it answers."
     ),
     "status_models": "Models: {models}",
+    "state_ready": "ready",
+    "state_loading": "loading",
+    "state_failed": "failed",
     "retry": "Retry",
     "example_label": "Examples",
     "example_placeholder": "Pick an example text…",
@@ -185,7 +191,7 @@ _EN: dict[str, str] = {
     "no_answer_probability": "Probability of no answer: {p}",
     "discarded_candidates": "Discarded candidates",
     "in_context": "The answer in the text",
-    "alternatives": "Other possible answers",
+    "alternatives": "Candidate answers, best first",
     "rank": "#{rank}",
     "latency": "Timings",
     "t_queue": "Queue",
@@ -241,3 +247,9 @@ def percent(value: float, lang: Lang = "es") -> str:
 def millis(value: float, lang: Lang = "es") -> str:
     text = f"{value:.1f}"
     return f"{text.replace('.', ',')} ms" if lang == "es" else f"{text} ms"
+
+
+def thousands(value: int, lang: Lang = "es") -> str:
+    """50000 -> '50.000' in Spanish, '50,000' in English."""
+    text = f"{value:,}"
+    return text.replace(",", ".") if lang == "es" else text
