@@ -106,6 +106,9 @@ class ModelRegistry:
 
     def _load_one(self, model: ServedModel) -> None:
         from transformers import AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
         started = time.perf_counter()
         try:
