@@ -82,17 +82,17 @@ print_urls() {
 
 # What listens on a TCP port of this host ("" when nothing).
 port_user() {
-  local port=$1
+  local port=$1 who=""
   (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || return 0
   if command -v ss >/dev/null; then
-    ss -Hltnp "sport = :$port" 2>/dev/null | grep -o 'users:(("[^"]*"' | head -n 1 | cut -d'"' -f2
+    who=$(ss -Hltnp "sport = :$port" 2>/dev/null | grep -o 'users:(("[^"]*"' | cut -d'"' -f2 | head -n 1 || true)
   fi
-  echo "another program"
+  echo "${who:-another program}"
 }
 
 check_port() {
   local port=$1 var=$2 who
-  who=$(port_user "$port" | head -n 1)
+  who=$(port_user "$port")
   [ -z "$who" ] && return 0
   die "port $port is already in use (by: $who)." \
     "stop that program, or pick a free port: $var=<port> ./start.sh (or set it in .env)" \

@@ -6,9 +6,12 @@ Writes go to a temporary folder renamed into place, so concurrent replicas never
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import logging
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -32,12 +35,32 @@ def cache_key(model_dir: Path) -> str:
 
 
 def exported_model(model_dir: Path, quantized: bool, cache_dir: Path) -> Path:
-    """Path of the cached ONNX model (fp32 or int8) for model_dir, exporting it if needed."""
-    target_dir = cache_dir / f"{model_dir.name}-{cache_key(model_dir)}"
-    target = target_dir / ("model-int8.onnx" if quantized else "model-fp32.onnx")
+    """Path of the cached ONNX model (fp32 or int8) for model_dir, exporting it if needed.
+
+    The export runs in a child process: it needs several GiB that the server should not keep.
+    """
+    target = _target(model_dir, quantized, cache_dir)
     if target.exists():
         logger.info("using cached ONNX model %s", target)
         return target
+    command = [sys.executable, "-m", __name__, str(model_dir), str(cache_dir)]
+    done = subprocess.run(
+        [*command, "--int8"] if quantized else command, capture_output=True, text=True
+    )
+    if done.returncode != 0 or not target.exists():
+        raise RuntimeError(f"ONNX export failed: {done.stderr.strip()[-1000:]}")
+    return target
+
+
+def _target(model_dir: Path, quantized: bool, cache_dir: Path) -> Path:
+    target_dir = cache_dir / f"{model_dir.name}-{cache_key(model_dir)}"
+    return target_dir / ("model-int8.onnx" if quantized else "model-fp32.onnx")
+
+
+def export(model_dir: Path, quantized: bool, cache_dir: Path) -> Path:
+    """Export (and quantize) into the cache, in this process."""
+    target = _target(model_dir, quantized, cache_dir)
+    target_dir = target.parent
     target_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target_dir) as tmp:
         work = Path(tmp)
@@ -112,3 +135,17 @@ def _quantize(src: Path, out: Path) -> None:
         weight_type=QuantType.QInt8,
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Export a QA model to ONNX into the cache.")
+    parser.add_argument("model_dir", type=Path)
+    parser.add_argument("cache_dir", type=Path)
+    parser.add_argument("--int8", action="store_true", help="also quantize to int8")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO)
+    export(args.model_dir, args.int8, args.cache_dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -56,6 +56,8 @@ def fetch_model_files(source: str) -> tuple[Path, str]:
     local = Path(source).expanduser()
     if local.is_dir():
         return local, "local"
+    if source.startswith(("/", ".", "~")):
+        raise FileNotFoundError(f"model directory {source} does not exist (check the mount)")
     from huggingface_hub import snapshot_download
 
     path = Path(snapshot_download(source, allow_patterns=MODEL_FILES))

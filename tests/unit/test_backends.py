@@ -1,0 +1,76 @@
+"""Every backend on the same tiny model: same logits as torch fp32 (within its precision)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa_api.inference import backends, hardware
+from qa_api.inference.backends import load_backend, resolve_backend
+
+IDS = np.array([[2, 104, 627, 35, 3, 512, 2402, 2541, 437, 817, 3]], dtype=np.int64)
+MASK = np.ones_like(IDS)
+TYPES = np.array([[0] * 5 + [1] * 6], dtype=np.int64)
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_model_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    return load_backend(tiny_model_dir, "torch-fp32", "cpu", 1, Path("/nonexistent")).forward(
+        IDS, MASK, TYPES
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "dtype", "tolerance"),
+    [("torch-bf16", "bfloat16", 0.05), ("onnx-fp32", "fp32", 1e-4), ("onnx-int8", "int8", 0.05)],
+)
+def test_backend_matches_fp32(
+    tiny_model_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    reference,
+    name,
+    dtype,
+    tolerance,
+) -> None:  # type: ignore[no-untyped-def]
+    cache = tmp_path_factory.getbasetemp() / "onnx-cache"
+    backend = load_backend(tiny_model_dir, name, "cpu", 1, cache)
+    assert (backend.name, backend.device, backend.dtype) == (name, "cpu", dtype)
+    start, end = backend.forward(IDS, MASK, TYPES)
+    assert start.dtype == end.dtype == np.float32
+    assert start.shape == end.shape == IDS.shape
+    np.testing.assert_allclose(start, reference[0], atol=tolerance)
+    np.testing.assert_allclose(end, reference[1], atol=tolerance)
+
+
+def test_onnx_export_is_cached(tiny_model_dir: Path, tmp_path: Path) -> None:
+    t0 = time.perf_counter()
+    load_backend(tiny_model_dir, "onnx-int8", "cpu", 1, tmp_path)
+    first = time.perf_counter() - t0
+    (export_dir,) = tmp_path.iterdir()
+    assert sorted(p.name for p in export_dir.iterdir()) == ["model-fp32.onnx", "model-int8.onnx"]
+    stamp = (export_dir / "model-int8.onnx").stat().st_mtime_ns
+    t0 = time.perf_counter()
+    load_backend(tiny_model_dir, "onnx-int8", "cpu", 1, tmp_path)
+    assert (export_dir / "model-int8.onnx").stat().st_mtime_ns == stamp  # not exported again
+    assert time.perf_counter() - t0 < first
+
+
+def test_auto_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve_backend("auto", "cuda") == "torch-fp16"
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: True)
+    assert resolve_backend("auto", "cpu") == "torch-bf16"
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: False)
+    assert resolve_backend("auto", "cpu") == "onnx-fp32"
+    assert resolve_backend("onnx-int8", "cpu") == "onnx-int8"
+    with pytest.raises(ValueError, match="CUDA"):
+        resolve_backend("torch-fp16", "cpu")
+
+
+def test_cuda_request_without_cuda_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hardware, "cuda_available", lambda: False)
+    assert backends.resolve_device("auto") == "cpu"
+    with pytest.raises(ValueError, match="no CUDA"):
+        backends.resolve_device("cuda")
