@@ -6,9 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 REQS := fastapi/requirements.txt streamlit/requirements.txt requirements-dev.txt fastapi/pyproject.toml
 
-.PHONY: setup browser test test-unit test-container lint bench eval clean
+.PHONY: setup system-deps test test-unit test-container lint bench eval clean
 
-setup: $(STAMP) browser
+setup: $(STAMP) system-deps
 
 $(STAMP): $(REQS)
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -18,12 +18,17 @@ $(STAMP): $(REQS)
 	$(BIN)/pip install -q --no-deps -e fastapi
 	touch $(STAMP)
 
-# Debian's chromium for the end-to-end tests (Playwright drives it; no browser download).
-browser:
-	@if [ ! -x /usr/bin/chromium ]; then \
+# Debian packages some tests drive: chromium for the browser tests (Playwright; no browser
+# download) and kubectl to render the Kubernetes manifests.
+system-deps:
+	@missing=""; \
+	[ -x /usr/bin/chromium ] || missing="chromium chromium-driver"; \
+	command -v kubectl >/dev/null || missing="$$missing kubernetes-client"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
-	  else echo "note: install Debian's chromium for the e2e tests (sudo apt-get install chromium)"; fi; \
+	    echo "installing:$$missing"; apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "note: the browser and k8s tests need: sudo apt-get install$$missing"; fi; \
 	fi
 
 lint: $(STAMP)

@@ -11,6 +11,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qa_api.api import health, legacy, models, qa
 from qa_api.config import Settings, get_settings
@@ -73,6 +75,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _install_middleware(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
+    # Added first = innermost: its error reaches the handlers directly, not through
+    # BaseHTTPMiddleware's task group (which would turn it into a generic 400).
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+
     @app.middleware("http")
     async def request_context(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
@@ -111,3 +117,32 @@ def _install_middleware(app: FastAPI, settings: Settings, metrics: Metrics) -> N
             allow_methods=["GET", "POST"],
             allow_headers=["Content-Type", "X-API-Key", "X-Request-ID"],
         )
+
+
+class BodyLimitMiddleware:
+    """Stop reading a body once it passes the limit, Content-Length or not (chunked uploads)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise HTTPException(
+                        413,
+                        f"The body is over {self.max_bytes} bytes (QA_MAX_BODY_BYTES). "
+                        "Send a shorter text.",
+                    )
+            return message
+
+        await self.app(scope, limited_receive, send)

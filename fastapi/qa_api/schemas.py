@@ -19,6 +19,7 @@ class QAInput(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={"examples": [EXAMPLE]},
     )
 
@@ -38,6 +39,7 @@ class QARequest(QAInput):
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={
             "examples": [
                 {"context": EXAMPLE_CONTEXT, "question": EXAMPLE_QUESTION, "top_k": 3},

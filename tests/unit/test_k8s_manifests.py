@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
+import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -13,6 +16,8 @@ from urllib.parse import urlsplit
 import kubernetes_validate
 import pytest
 import yaml
+
+from qa_api.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S_DIR = ROOT / "deploy" / "k8s"
@@ -62,6 +67,18 @@ def _container(deployment: Obj) -> Obj:
 
 def _env(container: Obj) -> dict[str, Obj]:
     return {e["name"]: e for e in container.get("env", [])}
+
+
+def _backend_config(objects: list[Obj]) -> dict[str, str]:
+    (env_from,) = _container(_find(objects, "Deployment", "fastapi"))["envFrom"]
+    data: dict[str, str] = _find(objects, "ConfigMap", env_from["configMapRef"]["name"])["data"]
+    return data
+
+
+def _pre_stop_seconds(deployment: Obj) -> int:
+    command = _container(deployment)["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[0] == "sleep"
+    return int(command[1])
 
 
 def _schema_errors(obj: Obj, version: str) -> str | None:
@@ -141,9 +158,7 @@ def test_backend_probes_the_health_endpoints(objects: list[Obj]) -> None:
 def test_backend_drains_before_it_is_killed(objects: list[Obj]) -> None:
     deployment = _find(objects, "Deployment", "fastapi")
     pod = deployment["spec"]["template"]["spec"]
-    pre_stop = _container(deployment)["lifecycle"]["preStop"]["exec"]["command"]
-    assert pre_stop[0] == "sleep"
-    assert pod["terminationGracePeriodSeconds"] >= int(pre_stop[1]) + 30
+    assert pod["terminationGracePeriodSeconds"] > _pre_stop_seconds(deployment)
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
 
 
@@ -207,9 +222,75 @@ def test_model_cache_is_a_shared_volume_at_hf_home(objects: list[Obj]) -> None:
         "ReadWriteMany"
     ]
     assert mounts["models-cache"] == "/models-cache"
-    (env_from,) = backend["envFrom"]
-    config = _find(objects, "ConfigMap", env_from["configMapRef"]["name"])
-    assert config["data"]["HF_HOME"] == "/models-cache"
+    config = _backend_config(objects)
+    assert config["HF_HOME"] == "/models-cache/huggingface"
+    assert config["QA_ONNX_CACHE_DIR"] == "/models-cache/onnx"
+
+
+def test_backend_config_is_valid_for_the_backend(
+    objects: list[Obj], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _backend_config(objects)
+    qa_keys = {k.removeprefix("QA_").lower() for k in config if k.startswith("QA_")}
+    # A misspelt QA_* variable would be silently ignored by the backend.
+    assert qa_keys <= Settings.model_fields.keys()
+    for key in list(os.environ):
+        if key.startswith("QA_"):
+            monkeypatch.delenv(key)
+    for key, value in config.items():
+        monkeypatch.setenv(key, value)
+    settings = Settings()
+    deployment = _find(objects, "Deployment", "fastapi")
+    grace_s = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    # SIGTERM drains queued requests for up to one request timeout before the kubelet kills.
+    assert grace_s > _pre_stop_seconds(deployment) + settings.request_timeout_s
+
+
+def _init_container(objects: list[Obj]) -> Obj:
+    (init,) = _find(objects, "Deployment", "fastapi")["spec"]["template"]["spec"]["initContainers"]
+    return init
+
+
+def test_model_is_prepared_in_the_cache_before_the_server_starts(objects: list[Obj]) -> None:
+    deployment = _find(objects, "Deployment", "fastapi")
+    server, init = _container(deployment), _init_container(objects)
+    assert init["image"] == server["image"]
+    assert init["envFrom"] == server["envFrom"]
+    assert init["volumeMounts"] == server["volumeMounts"]
+    assert init["securityContext"] == server["securityContext"]
+    # Measured: a first ONNX export of a BETO-shaped model peaks at ~4.5 GiB; serving ~1.3 GiB.
+    assert _memory_mib(init["resources"]["limits"]["memory"]) >= 5 * 1024
+    assert _memory_mib(init["resources"]["requests"]["memory"]) <= _memory_mib(
+        server["resources"]["requests"]["memory"]
+    )
+
+
+@pytest.mark.parametrize("model_ok", [True, False], ids=["model", "missing-model"])
+def test_prepare_model_command_fills_the_cache_or_fails(
+    objects: list[Obj], tiny_model_dir: Path, tmp_path: Path, model_ok: bool
+) -> None:
+    """Run the init container's own command (as the image would, from the package dir)."""
+    source = str(tiny_model_dir) if model_ok else str(tmp_path / "missing")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("QA_")},
+        **_backend_config(objects),
+        "HF_HOME": str(tmp_path / "hf"),
+        "QA_ONNX_CACHE_DIR": str(tmp_path / "onnx"),
+        "HF_HUB_OFFLINE": "1",
+        "QA_MODELS": json.dumps({"tiny": source}),
+        "QA_BACKEND": "onnx-fp32",
+    }
+    command = [sys.executable if c == "python" else c for c in _init_container(objects)["command"]]
+    proc = subprocess.run(
+        command, cwd=ROOT / "fastapi", env=env, capture_output=True, text=True, timeout=300
+    )
+    if model_ok:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert list((tmp_path / "onnx").glob("*/model-fp32.onnx"))
+    else:
+        # The pod then stays in Init with the reason in `kubectl logs -c prepare-model`.
+        assert proc.returncode == 1
+        assert "missing" in proc.stderr
 
 
 def _memory_mib(quantity: str) -> float:
@@ -231,7 +312,10 @@ def test_pods_run_as_non_root_on_a_read_only_root(objects: list[Obj], name: str)
     pod = _find(objects, "Deployment", name)["spec"]["template"]["spec"]
     assert pod["automountServiceAccountToken"] is False
     assert pod["securityContext"]["runAsNonRoot"] is True
-    assert pod["securityContext"]["runAsUser"] > 0
+    # The image's own user, so files it owns (and the volume, via fsGroup) stay writable.
+    image_uid = re.search(r"--uid (\d+)", (ROOT / name / "Dockerfile").read_text())
+    assert image_uid is not None
+    assert pod["securityContext"]["runAsUser"] == int(image_uid[1]) > 0
     for container in pod["containers"]:
         assert container["securityContext"] == {
             "allowPrivilegeEscalation": False,

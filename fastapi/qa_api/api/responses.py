@@ -9,6 +9,7 @@ from qa_api.schemas import ErrorResponse
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in {
+        400: "Body could not be parsed (not UTF-8 JSON, broken form)",
         401: "Missing or wrong API key",
         404: "Unknown model",
         413: "Input over a size limit",

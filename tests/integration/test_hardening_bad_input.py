@@ -1,0 +1,350 @@
+"""Bad input battery against a real backend: every case gets a fast 4xx that says what to change."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.processes import ServiceProcess
+
+# A client timeout turns a hang into a failure; a 4xx must come back far sooner than this.
+TIMEOUT_S = 20.0
+FAST_S = 5.0
+CONTEXT = "Miguel de Cervantes nació en Alcalá de Henares en 1547."
+QUESTION = "¿Dónde nació Cervantes?"
+JSON_HEADERS = {"Content-Type": "application/json"}
+# A body that cannot be parsed: the contract's 400 invalid_body, except that FastAPI reports JSON
+# syntax errors (with their position) as a 422 validation_error; both say what to send.
+BAD_BODY = "invalid_body|validation_error"
+
+
+def _body(**overrides: Any) -> bytes:
+    return json.dumps({"context": CONTEXT, "question": QUESTION, **overrides}).encode()
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    content: bytes
+    status: int
+    code: str
+    mentions: tuple[str, ...]
+    """Words the error message must contain (case-insensitive): the field or what to change."""
+    path: str = "/v1/qa"
+    headers: dict[str, str] = field(default_factory=lambda: JSON_HEADERS)
+
+
+CASES = [
+    # Empty and whitespace-only fields.
+    Case("empty-context", _body(context=""), 422, "validation_error", ("context",)),
+    Case("empty-question", _body(question=""), 422, "validation_error", ("question",)),
+    Case(
+        "whitespace-context",
+        _body(context=" \n\t "),
+        422,
+        "validation_error",
+        ("context", "whitespace"),
+    ),
+    Case(
+        "whitespace-question",
+        _body(question="\u3000 \n"),
+        422,
+        "validation_error",
+        ("question", "whitespace"),
+    ),
+    Case("missing-fields", b"{}", 422, "validation_error", ("context", "question")),
+    Case("empty-body", b"", 422, "validation_error", ("body",)),
+    # Huge context, question and body.
+    Case(
+        "huge-context",
+        _body(context="palabra " * 6251),
+        413,
+        "payload_too_large",
+        ("context", "QA_MAX_CONTEXT_CHARS"),
+    ),
+    Case(
+        "huge-question",
+        _body(question="¿" + "q" * 1000 + "?"),
+        413,
+        "payload_too_large",
+        ("question", "QA_MAX_QUESTION_CHARS"),
+    ),
+    Case(
+        "huge-body",
+        _body(context="palabra " * 600_000),
+        413,
+        "payload_too_large",
+        ("QA_MAX_BODY_BYTES",),
+    ),
+    # Bodies that are not JSON text.
+    Case("binary-body", bytes(range(256)) * 4, 400, BAD_BODY, ("JSON",)),
+    Case(
+        "invalid-utf8",
+        b'{"context": "\xff\xfe Cervantes \xc3\x28", "question": "x"}',
+        400,
+        BAD_BODY,
+        ("UTF-8", "JSON"),
+    ),
+    Case("truncated-json", b'{"context": "a", "question": ', 400, BAD_BODY, ("JSON",)),
+    Case(
+        "deeply-nested-json",
+        b"[" * 100_000 + b"]" * 100_000,
+        400,
+        BAD_BODY,
+        ("JSON",),
+    ),
+    Case(
+        "lone-surrogate",
+        b'{"context": "Cervantes \\ud800 naci\\u00f3", "question": "x"}',
+        422,
+        "validation_error",
+        ("context",),
+    ),
+    # Wrong content types.
+    Case(
+        "text-plain",
+        _body(),
+        415,
+        "unsupported_media_type",
+        ("application/json",),
+        headers={"Content-Type": "text/plain"},
+    ),
+    Case(
+        "form-urlencoded",
+        b"context=a&question=b",
+        415,
+        "unsupported_media_type",
+        ("application/json",),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    ),
+    Case(
+        "no-content-type",
+        _body(),
+        415,
+        "unsupported_media_type",
+        ("application/json",),
+        headers={},
+    ),
+    # Wrong JSON types.
+    Case("context-number", _body(context=123), 422, "validation_error", ("context", "string")),
+    Case("question-list", _body(question=["a"]), 422, "validation_error", ("question",)),
+    Case("top_k-string", _body(top_k="tres"), 422, "validation_error", ("top_k",)),
+    Case("top_k-float", _body(top_k=1.5), 422, "validation_error", ("top_k",)),
+    # JSON has numbers and booleans: a string or 0/1 in their place is a client bug, not a value.
+    Case("top_k-numeric-string", _body(top_k="3"), 422, "validation_error", ("top_k",)),
+    Case(
+        "handle_impossible-number",
+        _body(handle_impossible_answer=0),
+        422,
+        "validation_error",
+        ("handle_impossible_answer",),
+    ),
+    Case(
+        "top_k-nan",
+        b'{"context": "a", "question": "b", "top_k": NaN}',
+        422,
+        "validation_error",
+        ("top_k",),
+    ),
+    Case("body-list", b"[]", 422, "validation_error", ("object",)),
+    Case("body-string", b'"hola"', 422, "validation_error", ("object",)),
+    Case("unknown-field", _body(contxt="x"), 422, "validation_error", ("contxt",)),
+    Case(
+        "handle_impossible-string",
+        _body(handle_impossible_answer="quizás"),
+        422,
+        "validation_error",
+        ("handle_impossible_answer",),
+    ),
+    # Unknown model names.
+    Case("unknown-model", _body(model="gpt-17"), 404, "model_not_found", ("gpt-17", "tiny")),
+    Case(
+        "unknown-model-predict",
+        json.dumps({"instances": [{"context": CONTEXT, "question": QUESTION}]}).encode(),
+        404,
+        "model_not_found",
+        ("nope", "tiny"),
+        path="/v1/models/nope:predict",
+    ),
+    # Options out of range.
+    Case("top_k-zero", _body(top_k=0), 422, "validation_error", ("top_k",)),
+    Case("top_k-negative", _body(top_k=-3), 422, "validation_error", ("top_k",)),
+    Case("top_k-over-max", _body(top_k=11), 422, "validation_error", ("top_k", "10")),
+    Case("top_k-astronomic", _body(top_k=10**40), 422, "validation_error", ("top_k",)),
+    Case("max_seq_len-over", _body(max_seq_len=4096), 422, "validation_error", ("max_seq_len",)),
+    Case(
+        "doc_stride-too-big",
+        _body(doc_stride=500, max_seq_len=64),
+        422,
+        "validation_error",
+        ("doc_stride",),
+    ),
+    Case(
+        "max_answer_len-zero", _body(max_answer_len=0), 422, "validation_error", ("max_answer_len",)
+    ),
+    # Batch and predict bodies.
+    Case(
+        "batch-empty",
+        b'{"requests": []}',
+        422,
+        "validation_error",
+        ("requests",),
+        path="/v1/qa/batch",
+    ),
+    Case(
+        "batch-too-many",
+        json.dumps({"requests": [{"context": CONTEXT, "question": QUESTION}] * 33}).encode(),
+        413,
+        "payload_too_large",
+        ("QA_MAX_BATCH_ITEMS",),
+        path="/v1/qa/batch",
+    ),
+    Case(
+        "batch-bad-item",
+        json.dumps(
+            {"requests": [{"context": CONTEXT, "question": QUESTION}, {"context": CONTEXT}]}
+        ).encode(),
+        422,
+        "validation_error",
+        ("requests.1.question",),
+        path="/v1/qa/batch",
+    ),
+    Case(
+        "predict-whitespace",
+        json.dumps({"instances": [{"context": " ", "question": QUESTION}]}).encode(),
+        422,
+        "validation_error",
+        ("instances.0.context",),
+        path="/v1/models/tiny:predict",
+    ),
+    # The original demo endpoint.
+    Case(
+        "qas-no-fields",
+        b"",
+        422,
+        "validation_error",
+        ("context", "question"),
+        path="/qas/",
+        headers={},
+    ),
+    Case(
+        "qas-broken-multipart",
+        b"--xyz\r\nnot a part",
+        400,
+        BAD_BODY,
+        ("form fields",),
+        path="/qas/",
+        headers={"Content-Type": "multipart/form-data; boundary=xyz"},
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def client(backend_server: ServiceProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=backend_server.url, timeout=TIMEOUT_S) as client:
+        yield client
+
+
+def assert_error(
+    response: httpx.Response, status: int, code: str, mentions: tuple[str, ...]
+) -> None:
+    """The contract's error shape (docs/api.md), with a message that names what to change."""
+    body = response.json()
+    if code == BAD_BODY:
+        assert (response.status_code, body["code"]) in {
+            (400, "invalid_body"),
+            (422, "validation_error"),
+        }, response.text
+    else:
+        assert response.status_code == status, response.text
+        assert body["code"] == code, body
+    assert response.headers["content-type"] == "application/json"
+    assert set(body) <= {"error", "code", "request_id", "details"}, body
+    assert isinstance(body["error"], str)
+    assert body["request_id"] == response.headers["x-request-id"]
+    assert "Traceback" not in body["error"]
+    for word in mentions:
+        assert word.lower() in body["error"].lower(), f"{word!r} not in {body['error']!r}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_gets_a_clear_4xx(client: httpx.Client, case: Case) -> None:
+    started = time.monotonic()
+    response = client.post(case.path, content=case.content, headers=case.headers)
+    assert time.monotonic() - started < FAST_S
+    assert_error(response, case.status, case.code, case.mentions)
+    assert client.get("/health/live").status_code == 200
+
+
+def test_request_id_is_echoed_on_errors(client: httpx.Client) -> None:
+    response = client.post("/v1/qa", content=b"{}", headers={**JSON_HEADERS, "X-Request-ID": "r-1"})
+    assert_error(response, 422, "validation_error", ("context",))
+    assert response.json()["request_id"] == "r-1"
+
+
+def test_html_in_the_context_comes_back_as_inert_json_data(client: httpx.Client) -> None:
+    context = (
+        '<script>alert("xss")</script> <img src=x onerror=alert(1)> Cervantes nació en Alcalá.'
+    )
+    response = client.post("/v1/qa", content=_body(context=context, top_k=5), headers=JSON_HEADERS)
+    assert response.status_code == 200, response.text
+    # Served as data, never as a page a browser would render.
+    assert response.headers["content-type"] == "application/json"
+    answers = response.json()["answers"]
+    assert answers
+    for answer in answers:
+        assert context[answer["start"] : answer["end"]] == answer["answer"]
+    reflected = client.post(
+        "/v1/qa", content=_body(model="<script>x</script>"), headers=JSON_HEADERS
+    )
+    assert_error(reflected, 404, "model_not_found", ("<script>x</script>",))
+
+
+def test_control_characters_are_answered_not_crashing(client: httpx.Client) -> None:
+    context = "Cervantes\x00 nació\x07 en\u200b Alcalá 😀 de Henares\r\n."
+    response = client.post("/v1/qa", content=_body(context=context), headers=JSON_HEADERS)
+    assert response.status_code == 200, response.text
+    for answer in response.json()["answers"]:
+        assert context[answer["start"] : answer["end"]] == answer["answer"]
+
+
+def test_streamed_body_over_the_limit_is_cut_off(backend_server: ServiceProcess) -> None:
+    """A chunked body has no Content-Length: the limit must hold while it streams in."""
+    url = urlsplit(backend_server.url)
+    limit = 4 * 1024 * 1024  # QA_MAX_BODY_BYTES default
+    chunk = b"a" * (1024 * 1024)
+    received = b""
+    with socket.create_connection((url.hostname, url.port), timeout=TIMEOUT_S) as sock:
+        sock.sendall(
+            b"POST /v1/qa HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        sent = 0
+        # Never send the final chunk: a server that buffers the whole body waits forever.
+        with contextlib.suppress(OSError):  # the server may answer and close mid-upload
+            while sent <= limit + len(chunk):
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                sent += len(chunk)
+        sock.settimeout(FAST_S)
+        with contextlib.suppress(TimeoutError, ConnectionError):
+            while b"QA_MAX_BODY_BYTES" not in received and (data := sock.recv(4096)):
+                received += data
+    assert received, f"no answer after {sent} streamed bytes (limit {limit}): body is buffered"
+    assert received.startswith(b"HTTP/1.1 413"), received[:300]
+    assert b"QA_MAX_BODY_BYTES" in received
+
+
+def test_service_answers_normally_after_the_battery(client: httpx.Client) -> None:
+    response = client.post("/v1/qa", content=_body(), headers=JSON_HEADERS)
+    assert response.status_code == 200, response.text
+    assert response.json()["model"] == "tiny"
+    assert client.get("/health/ready").json()["status"] == "ready"
