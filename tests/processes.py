@@ -14,6 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+
+# ~150 windows of 64 tokens: keeps the tiny model busy for 0.5 s (idle machine) to seconds, so
+# the model, not the HTTP layer, is what a test overloads or interrupts.
+SLOW_REQUEST = {
+    "context": " ".join(
+        f"Miguel de Cervantes escribió la obra número {i} en Alcalá de Henares." for i in range(300)
+    ),
+    "question": "¿Dónde escribió Cervantes?",
+    "max_seq_len": 64,
+    "doc_stride": 16,
+}
 BACKEND_DIR = REPO / "fastapi"
 UI_DIR = REPO / "streamlit"
 

@@ -10,20 +10,10 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import StartBackend
+from tests.processes import SLOW_REQUEST
 
 QUEUE_SIZE = 4
 BURST = 200
-# ~150 windows of 64 tokens: each request keeps the tiny model busy for 0.5 s (idle machine)
-# to 5 s (busy one), so the model, not the HTTP layer, is what the burst overloads.
-CONTEXT = " ".join(
-    f"Cervantes escribió la obra número {i} en Alcalá de Henares." for i in range(300)
-)
-SLOW_REQUEST = {
-    "context": CONTEXT,
-    "question": "¿Dónde escribió?",
-    "max_seq_len": 64,
-    "doc_stride": 16,
-}
 
 
 def _rss_kib(pid: int, field: str) -> int:

@@ -9,19 +9,10 @@ import time
 import httpx
 
 from tests.conftest import StartBackend
+from tests.processes import SLOW_REQUEST
 
-# 8 questions of ~150 windows of 64 tokens each: seconds of work for the tiny model even on an
-# idle machine, so SIGTERM surely lands while the model is busy with it.
-CONTEXT = " ".join(
-    f"Miguel de Cervantes escribió la obra número {i} en Alcalá de Henares." for i in range(300)
-)
-QUESTION = {
-    "context": CONTEXT,
-    "question": "¿Dónde escribió Cervantes?",
-    "max_seq_len": 64,
-    "doc_stride": 16,
-}
-SLOW_BATCH = {"requests": [QUESTION] * 8}
+# 8 slow questions: SIGTERM surely lands while the model is busy with them.
+SLOW_BATCH = {"requests": [SLOW_REQUEST] * 8}
 
 
 def test_sigterm_finishes_the_request_in_flight_then_exits(
@@ -51,7 +42,7 @@ def test_sigterm_finishes_the_request_in_flight_then_exits(
     time.sleep(0.3)
     assert caller.is_alive(), "the request in flight ended right after SIGTERM"
     try:
-        late = httpx.post(f"{backend.url}/v1/qa", json=QUESTION, timeout=5)
+        late = httpx.post(f"{backend.url}/v1/qa", json=SLOW_REQUEST, timeout=5)
         assert late.status_code == 503, late.text
     except httpx.ConnectError:
         pass
