@@ -1,4 +1,4 @@
-"""The benchmark's requests: real SQuAD-es question/context pairs, and their token-length profile."""
+"""The benchmark's requests: real SQuAD-es question/context pairs and their token lengths."""
 
 from __future__ import annotations
 

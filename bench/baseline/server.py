@@ -1,8 +1,8 @@
 """The naive design the benchmark compares against, built exactly as the original demo was.
 
-A transformers 4.x `pipeline("question-answering")` created at import, called synchronously inside an
-`async def` endpoint (so it blocks the event loop), one uvicorn worker, fp32 torch. Runs only in
-bench/.venv-baseline. Model directory: env BASELINE_MODEL_DIR.
+A transformers 4.x `pipeline("question-answering")` created at import, called synchronously
+inside an `async def` endpoint (so it blocks the event loop), one uvicorn worker, fp32 torch.
+Runs only in bench/.venv-baseline. Model directory: env BASELINE_MODEL_DIR.
 """
 
 import os

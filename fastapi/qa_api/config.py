@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     # Runtime
     max_batch_size: PositiveInt = 8
     max_batch_wait_ms: float = Field(0.0, ge=0, le=1000)
+    pad_to_multiple_of: int = Field(16, ge=1, le=128)
     queue_size: PositiveInt = 64
     request_timeout_s: float = Field(30.0, gt=0)
 
@@ -110,7 +111,9 @@ class Settings(BaseSettings):
         )
 
     def batching_config(self) -> BatchingConfig:
-        return BatchingConfig(self.max_batch_size, self.max_batch_wait_ms, self.queue_size)
+        return BatchingConfig(
+            self.max_batch_size, self.max_batch_wait_ms, self.queue_size, self.pad_to_multiple_of
+        )
 
 
 @lru_cache

@@ -121,3 +121,23 @@ def test_bad_query_fails_alone(gated) -> None:  # type: ignore[no-untyped-def]
     assert good.result(10).answers
     with pytest.raises(InvalidInputError):
         failing.result(10)
+
+
+def test_padding_to_a_multiple_does_not_change_answers(tiny_model_dir: Path) -> None:
+    backend = TorchBackend.load(tiny_model_dir, "torch-fp32", "cpu")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    results = []
+    for multiple in (1, 16, 64):
+        runtime = QARuntime(
+            "tiny", tokenizer, backend, 64, BatchingConfig(pad_to_multiple_of=multiple)
+        )
+        runtime.warm_up_shapes(128)
+        results.append(runtime.answer(QAQuery(QUERY.question, QUERY.context, QAOptions(top_k=3))))
+        runtime.close(5)
+    exact, *padded = results
+    for result in padded:
+        assert [(a.start, a.end) for a in result.answers] == [
+            (a.start, a.end) for a in exact.answers
+        ]
+        for a, b in zip(result.answers, exact.answers, strict=True):
+            assert a.score == pytest.approx(b.score, rel=1e-4)

@@ -135,6 +135,7 @@ class ModelRegistry:
                 self._observer,
             )
             if self._load.warmup:
+                runtime.warm_up_shapes(model.defaults.max_seq_len)
                 runtime.answer(WARMUP_QUERY)
         except Exception as exc:
             model.status, model.error = "failed", f"{type(exc).__name__}: {exc}"[:500]

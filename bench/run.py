@@ -1,0 +1,450 @@
+"""Benchmark our backend against the naive baseline in one run; write bench/RESULTS.md and plots.
+
+Usage (from the repository root):  .venv/bin/python bench/run.py [--quick]
+
+Steps: build the BETO-shaped random model once (bench/.cache), build the baseline's virtual
+environment once (bench/.venv-baseline), time raw forward passes per precision against the compute
+floor, then start each server on a loopback port and load it with 1 and 8 concurrent clients.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+sys.path.insert(0, str(REPO / "fastapi"))
+
+import compute  # noqa: E402
+import loadgen  # noqa: E402
+import report  # noqa: E402
+import servers  # noqa: E402
+import workload  # noqa: E402
+
+logger = logging.getLogger("bench")
+
+CACHE = BENCH / ".cache"
+MODEL_DIR = CACHE / "beto-random"
+ONNX_CACHE = CACHE / "onnx"
+BASELINE_REQUIREMENTS = BENCH / "baseline" / "requirements.txt"
+TORCH_PIN = "torch==2.13.0"
+QUIET_BUSY = 0.15  # other work's share of the CPUs under which a measurement may start
+_quiet_budget = {"left": 0.0}  # seconds of waiting for quiet left to this run
+
+FULL: dict[str, Any] = {
+    "pairs": 200,
+    "d1": 40.0,
+    "n1": 150,
+    "d8": 60.0,
+    "n8": 600,
+    "repeats": 10,
+    "batch8": True,
+    "quiet_wait_s": 60.0,
+    "quiet_budget_s": 480.0,
+    "rounds": 3,
+}
+QUICK: dict[str, Any] = {
+    "pairs": 40,
+    "d1": 10.0,
+    "n1": 20,
+    "d8": 15.0,
+    "n8": 120,
+    "repeats": 3,
+    "batch8": False,
+    "quiet_wait_s": 10.0,
+    "quiet_budget_s": 60.0,
+    "rounds": 1,
+}
+
+
+def ensure_model() -> Path:
+    """Build the BETO-shaped random model once; a half-written build never becomes the cache."""
+    if (MODEL_DIR / "config.json").exists() and (MODEL_DIR / "tokenizer.json").exists():
+        return MODEL_DIR
+    from qa_api.testing.random_model import build_random_qa_model
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    logger.info("building the BETO-shaped random model (once) in %s", MODEL_DIR)
+    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+        build_random_qa_model(Path(tmp) / "model", size="beto")
+        shutil.rmtree(MODEL_DIR, ignore_errors=True)
+        (Path(tmp) / "model").rename(MODEL_DIR)
+    return MODEL_DIR
+
+
+def ensure_baseline_venv() -> None:
+    """Create bench/.venv-baseline from bench/baseline/requirements.txt (again when it changes)."""
+    venv = servers.BASELINE_VENV
+    stamp = venv / "requirements.sha256"
+    digest = hashlib.sha256(BASELINE_REQUIREMENTS.read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    logger.info("creating the baseline's virtual environment %s", venv)
+    base_python = getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([base_python, "-m", "venv", "--clear", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, TORCH_PIN], check=True)
+    subprocess.run([*pip, "-r", str(BASELINE_REQUIREMENTS)], check=True)
+    stamp.write_text(digest)
+
+
+def machine_info() -> dict[str, Any]:
+    import onnxruntime
+    import torch
+    import transformers
+
+    from qa_api.inference.hardware import usable_cpus
+
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    model = next(
+        (line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if "model name" in line),
+        platform.processor(),
+    )
+    flags = set(next((ln for ln in cpuinfo.splitlines() if ln.startswith("flags")), "").split())
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+    memory_kib = int(Path("/proc/meminfo").read_text().split()[1])
+    baseline_tf = subprocess.run(
+        [
+            str(servers.BASELINE_VENV / "bin" / "python"),
+            "-c",
+            "import transformers; print(transformers.__version__)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    return {
+        "cpu": model,
+        "cpus": usable_cpus(),
+        "memory_gib": memory_kib / 2**20,
+        "features": [f for f in wanted if f in flags],
+        "load_before": load_average(),
+        "baseline_transformers": baseline_tf,
+        "software": f"Python {platform.python_version()}, torch {torch.__version__}, "
+        f"onnxruntime {onnxruntime.__version__}, transformers {transformers.__version__} "
+        f"(ours) / {baseline_tf} (baseline), {platform.system()} {platform.release()}",
+    }
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _busy_fraction(seconds: float = 2.0) -> float:
+    """Share of all CPUs busy over the next `seconds`, from /proc/stat."""
+
+    def snapshot() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return idle, sum(fields[:8])
+
+    idle0, total0 = snapshot()
+    time.sleep(seconds)
+    idle1, total1 = snapshot()
+    return 1.0 - (idle1 - idle0) / max(1, total1 - total0)
+
+
+def wait_for_quiet(what: str, max_wait_s: float, threshold: float = QUIET_BUSY) -> str:
+    """Wait (bounded) until the machine is nearly idle before measuring; say how busy it was.
+
+    Other work on a small machine does not just take CPU time: it deschedules one of the
+    inference threads, and every intra-op barrier then waits for it, so timings blow up.
+    """
+    deadline = time.monotonic() + min(max_wait_s, _quiet_budget["left"])
+    started = time.monotonic()
+    busy = _busy_fraction()
+    while busy > threshold and time.monotonic() < deadline:
+        logger.info("%s: CPUs %.0f%% busy with other work; waiting for quiet", what, busy * 100)
+        time.sleep(8)
+        busy = _busy_fraction()
+    _quiet_budget["left"] -= time.monotonic() - started
+    if busy > threshold:
+        logger.warning("%s: measuring anyway with CPUs %.0f%% busy", what, busy * 100)
+    return f"{busy * 100:.0f}% busy, load {load_average()}"
+
+
+def run_forward(
+    model_dir: Path, seq_len: int, params: dict[str, Any], threads: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], float]:
+    from transformers.utils import logging as hf_logging
+
+    from qa_api.inference.hardware import cpu_has_native_bf16
+
+    hf_logging.disable_progress_bar()
+    config = json.loads((model_dir / "config.json").read_text())
+    wait_for_quiet("matmul peaks", params["quiet_wait_s"])
+    best, all_peaks = compute.measure_peaks(threads)
+    backends = ["torch-fp32", "onnx-fp32", "onnx-int8"]
+    if cpu_has_native_bf16():
+        backends.insert(1, "torch-bf16")
+    batches = [1, 8] if params["batch8"] else [1]
+    timings: list[dict[str, Any]] = []
+    for backend in backends:
+        busy = wait_for_quiet(f"forward {backend}", params["quiet_wait_s"])
+        logger.info("timing raw forward passes: %s (%s)", backend, busy)
+        measured = compute.time_forward(
+            model_dir,
+            backend,
+            seq_len,
+            batches,
+            best,
+            config,
+            threads,
+            ONNX_CACHE,
+            params["repeats"],
+        )
+        timings += [{**t.__dict__, "busy_before": busy} for t in measured]
+    return (
+        timings,
+        [p.__dict__ for p in all_peaks],
+        compute.forward_flops(seq_len, config),
+    )
+
+
+def request_builders() -> tuple[loadgen.RequestBuilder, loadgen.RequestBuilder]:
+    def baseline(pair: workload.Pair) -> tuple[str, str, dict[str, object]]:
+        return "POST", "/qas/", {"params": {"context": pair.context, "question": pair.question}}
+
+    def ours(pair: workload.Pair) -> tuple[str, str, dict[str, object]]:
+        body = {
+            "context": pair.context,
+            "question": pair.question,
+            "max_seq_len": workload.MAX_SEQ_LEN,
+            "doc_stride": workload.DOC_STRIDE,
+        }
+        return "POST", "/v1/qa", {"json": body}
+
+    return baseline, ours
+
+
+def _phase_summary(result: loadgen.PhaseResult) -> dict[str, Any]:
+    return {
+        "rps": result.rps,
+        "requests": result.ok,
+        "duration_s": result.duration_s,
+        "p50_ms": result.latency(50),
+        "p90_ms": result.latency(90),
+        "p99_ms": result.latency(99),
+        "errors": result.errors,
+        "error_samples": result.error_samples,
+        "health_p50_ms": result.health(50),
+        "health_p99_ms": result.health(99),
+        "health_samples": len(result.health_ms),
+        "health_errors": result.health_errors,
+        "server_stages_p50_ms": {k: loadgen.percentile(v, 50) for k, v in result.stages_ms.items()},
+    }
+
+
+def serve_and_load(
+    targets: list[tuple[servers.ServerSpec, str, loadgen.RequestBuilder]],
+    pairs: list[workload.Pair],
+    params: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """Start every server (one at a time, timing cold start), then load them in rotating rounds.
+
+    Only one server is under load at any moment; rotating in short rounds spreads whatever else
+    the machine is doing evenly over the servers, so the ratios between them stay fair.
+    """
+    running: list[tuple[servers.RunningServer, str, loadgen.RequestBuilder, str]] = []
+    try:
+        for spec, label, build in targets:
+            before = wait_for_quiet(f"cold start of {label}", params["quiet_wait_s"])
+            port = int(spec.command[spec.command.index("--port") + 1])
+            server = servers.start(spec, port, CACHE / "logs")
+            logger.info("%s ready after %.1f s (%s)", label, server.cold_start_s, before)
+            running.append((server, label, build, before))
+        totals: dict[tuple[str, int], loadgen.PhaseResult] = {}
+        rounds = params["rounds"]
+        for clients, duration, cap in (
+            (1, params["d1"], params["n1"]),
+            (8, params["d8"], params["n8"]),
+        ):
+            for round_ in range(rounds):
+                for server, label, build, _ in running:
+                    busy = wait_for_quiet(f"{label}, {clients} clients", params["quiet_wait_s"])
+                    result = asyncio.run(
+                        loadgen.run_phase(
+                            server.base_url,
+                            build,
+                            pairs,
+                            clients,
+                            duration / rounds,
+                            max(1, cap // rounds),
+                            health_path=server.spec.health_path if clients > 1 else None,
+                            warmup_requests=2 if clients == 1 and round_ == 0 else 0,
+                        )
+                    )
+                    logger.info(
+                        "%s, %d clients, round %d: %.2f req/s, p50 %.0f ms, p99 %.0f ms, "
+                        "%d errors, health p99 %.1f ms (%s)",
+                        label,
+                        clients,
+                        round_ + 1,
+                        result.rps,
+                        result.latency(50),
+                        result.latency(99),
+                        result.errors,
+                        result.health(99),
+                        busy,
+                    )
+                    key = (label, clients)
+                    totals[key] = totals[key].merge(result) if key in totals else result
+    finally:
+        for server, *_ in running:
+            servers.stop(server)
+    return [
+        {
+            "label": label,
+            "cold_start_s": server.cold_start_s,
+            "peak_rss_mib": server.peak_rss_mb,
+            "load_before": before,
+            "phases": {str(c): _phase_summary(totals[(label, c)]) for c in (1, 8)},
+        }
+        for server, label, _, before in running
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short phases, for a fast check")
+    parser.add_argument(
+        "--backends",
+        default=None,
+        help="comma-separated QA_BACKEND values to serve (default: auto plus the fastest)",
+    )
+    parser.add_argument("--skip-forward", action="store_true", help="reuse forward timings")
+    parser.add_argument(
+        "--forward-only", action="store_true", help="only time raw forward passes; print them"
+    )
+    parser.add_argument("--report-only", action="store_true", help="re-render from results.json")
+    parser.add_argument("--results", type=Path, default=BENCH / "results.json")
+    args = parser.parse_args(argv)
+    # Libraries (onnxruntime's quantizer logs every tensor) stay at WARNING; the bench says INFO.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    for ours in ("bench", "compute"):
+        logging.getLogger(ours).setLevel(logging.INFO)
+
+    if args.report_only:
+        results = json.loads(args.results.read_text())
+        results["notes"] = read_notes()
+        write_report(results)
+        return 0
+
+    params = QUICK if args.quick else FULL
+    _quiet_budget["left"] = params["quiet_budget_s"]
+    started = time.perf_counter()
+    ensure_baseline_venv()
+    model_dir = ensure_model()
+    machine = machine_info()
+    pairs = workload.load_pairs(params["pairs"])
+    profile, _ = workload.length_profile(pairs, model_dir)
+    logger.info("workload: %s", profile)
+
+    if args.forward_only:
+        forward, _, _ = run_forward(model_dir, profile.median_tokens, params, machine["cpus"])
+        for f in forward:
+            sys.stdout.write(
+                f"{f['backend']:<11} batch {f['batch']}: median {f['median_ms']:7.1f} ms, "
+                f"best {f['min_ms']:7.1f} ms, floor {f['floor_ms']:6.1f} ms "
+                f"(best/floor {f['min_ms'] / f['floor_ms']:.2f}x)\n"
+            )
+        return 0
+    previous = json.loads(args.results.read_text()) if args.results.exists() else None
+    if args.skip_forward and previous:
+        forward, peaks, flops = previous["forward"], previous["peaks"], previous["flops_per_window"]
+    else:
+        forward, peaks, flops = run_forward(
+            model_dir, profile.median_tokens, params, machine["cpus"]
+        )
+
+    from qa_api.inference.backends import resolve_backend
+
+    default = resolve_backend("auto", "cpu")
+    fastest = min((f for f in forward if f["batch"] == 1), key=lambda f: f["min_ms"])["backend"]
+    # The default path is served as QA_BACKEND=auto, exactly as deployed.
+    backends = args.backends.split(",") if args.backends else ["auto"]
+    if not args.backends and fastest != default:
+        backends.append(fastest)
+    labels = {b: f"ours {b}" for b in backends}
+    if "auto" in labels:
+        labels["auto"] = f"ours auto={default}"
+    served_as = {("auto" if b == "auto" else b): (default if b == "auto" else b) for b in backends}
+    roles = {
+        role: next((labels[b] for b, real in served_as.items() if real == want), None)
+        for role, want in (("default", default), ("fastest", fastest))
+    }
+
+    build_baseline, build_ours = request_builders()
+    targets = [(servers.baseline_spec(model_dir, servers.free_port()), "baseline", build_baseline)]
+    for backend in backends:
+        spec = servers.ours_spec(model_dir, servers.free_port(), backend, ONNX_CACHE)
+        targets.append((spec, labels[backend], build_ours))
+    served = serve_and_load(targets, pairs, params)
+
+    results = {
+        "command": "python bench/run.py" + (" --quick" if args.quick else ""),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "quick": args.quick,
+        "machine": machine,
+        "workload": {
+            "pairs": len(pairs),
+            "dataset": workload.DATASET,
+            "vocab_size": json.loads((model_dir / "config.json").read_text())["vocab_size"],
+            **profile.__dict__,
+        },
+        "durations": {"1": params["d1"], "8": params["d8"]},
+        "rounds": params["rounds"],
+        "forward_repeats": params["repeats"],
+        "forward": forward,
+        "peaks": peaks,
+        "flops_per_window": flops,
+        "roles": roles,
+        "servers": served,
+        "runtime_s": time.perf_counter() - started,
+        "notes": read_notes(),
+    }
+    args.results.write_text(json.dumps(results, indent=2) + "\n")
+    write_report(results)
+    logger.info("done in %.0f s", time.perf_counter() - started)
+    return 0
+
+
+def read_notes() -> list[str]:
+    """The analysis of the recorded run (bench/NOTES.md bullet lines), shown under Notes."""
+    path = BENCH / "NOTES.md"
+    if not path.exists():
+        return []
+    return [ln[2:] for ln in path.read_text().splitlines() if ln.startswith("- ")]
+
+
+def write_report(results: dict[str, Any]) -> None:
+    plots = report.plot(results, REPO)
+    markdown = report.render_markdown(results, plots)
+    (BENCH / "RESULTS.md").write_text(markdown)
+    docs = REPO / "docs" / "bench.md"
+    if docs.exists():
+        start, end = "<!-- bench:headline -->", "<!-- /bench:headline -->"
+        text = docs.read_text()
+        if start in text and end in text:
+            before, rest = text.split(start, 1)
+            after = rest.split(end, 1)[1]
+            docs.write_text(f"{before}{start}\n{report.headline(results)}\n{end}{after}")
+    sys.stdout.write(markdown)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
