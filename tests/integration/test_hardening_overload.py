@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -55,7 +56,9 @@ def test_burst_gets_fast_503_with_retry_after_and_recovers(
         single_s = warm.elapsed.total_seconds()
         rss_before = _rss_kib(pid, "VmRSS")
 
-        results = asyncio.run(_burst(backend.url))
+        # In a thread of its own: a session fixture (Playwright's sync API) may own this one's loop.
+        with ThreadPoolExecutor(1) as pool:
+            results = pool.submit(asyncio.run, _burst(backend.url)).result()
 
         statuses = [r.status_code for r, _ in results]
         assert set(statuses) <= {200, 503}, sorted(set(statuses))
