@@ -13,8 +13,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from qa_api.inference.backends import BackendName
 from qa_api.inference.features import SPECIAL_TOKENS_IN_PAIR
 from qa_api.inference.hardware import usable_cpus
-from qa_api.inference.registry import LoadConfig
-from qa_api.inference.runtime import BatchingConfig
+from qa_api.inference.registry import LoadConfig, ModelRegistry
+from qa_api.inference.runtime import BatchingConfig, RuntimeObserver
 from qa_api.inference.types import QAOptions
 
 DEFAULT_MODEL_ID = "mrm8488/bert-base-spanish-wwm-cased-finetuned-spa-squad2-es"
@@ -108,6 +108,20 @@ class Settings(BaseSettings):
             onnx_cache_dir=self.onnx_cache_dir,
             max_question_len=self.max_question_len,
             warmup=self.warmup,
+        )
+
+    def model_registry(
+        self, only: str | None = None, observer: RuntimeObserver | None = None
+    ) -> ModelRegistry:
+        """The registry of the configured models (or of the one named `only`), not loaded yet."""
+        models = {only: self.models[only]} if only else self.models
+        return ModelRegistry(
+            models=models,
+            default=only or self.default_model or "",
+            defaults=self.decoding_defaults(),
+            load=self.load_config(),
+            batching=self.batching_config(),
+            observer=observer,
         )
 
     def batching_config(self) -> BatchingConfig:

@@ -17,7 +17,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from qa_api.api import health, legacy, models, qa
 from qa_api.config import Settings, get_settings
 from qa_api.errors import error_response, install_error_handlers
-from qa_api.inference.registry import ModelRegistry
 from qa_api.metrics import Metrics
 from qa_api.service import AnswerService
 
@@ -40,14 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
     metrics = Metrics()
-    registry = ModelRegistry(
-        models=settings.models,
-        default=settings.default_model or "",
-        defaults=settings.decoding_defaults(),
-        load=settings.load_config(),
-        batching=settings.batching_config(),
-        observer=metrics,
-    )
+    registry = settings.model_registry(observer=metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

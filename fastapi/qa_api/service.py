@@ -34,15 +34,15 @@ class AnswerService:
                 f"{len(requests)} items in one call; the limit is {s.max_batch_items} "
                 "(QA_MAX_BATCH_ITEMS). Split the batch."
             )
-        queries = [self._query(r) for r in requests]
+        resolved = [self._query(r) for r in requests]
         by_model: dict[str, list[int]] = {}
-        for i, request in enumerate(requests):
-            by_model.setdefault(self.models.get(request.model).name, []).append(i)
+        for i, (name, _) in enumerate(resolved):
+            by_model.setdefault(name, []).append(i)
         futures: dict[int, asyncio.Future[QAResult]] = {}
         try:
             for name, indices in by_model.items():
                 _, runtime = self.models.runtime(name)
-                submitted = runtime.submit([queries[i] for i in indices])
+                submitted = runtime.submit([resolved[i][1] for i in indices])
                 futures.update(zip(indices, map(asyncio.wrap_future, submitted), strict=True))
         except Exception:
             for future in futures.values():  # all or nothing
@@ -59,13 +59,13 @@ class AnswerService:
                 "Send a shorter context or retry when the server is less busy."
             ) from None
         responses = []
-        for request, result in zip(requests, results, strict=True):
-            name = self.models.get(request.model).name
+        for (name, _), result in zip(resolved, results, strict=True):
             self.metrics.on_answer(name, result.no_answer)
             responses.append(_to_response(name, result))
         return responses
 
-    def _query(self, request: QARequest) -> QAQuery:
+    def _query(self, request: QARequest) -> tuple[str, QAQuery]:
+        """The served model's name and the runtime query, after the size and range checks."""
         s = self.settings
         if len(request.context) > s.max_context_chars:
             raise InputTooLargeError(
@@ -81,7 +81,8 @@ class AnswerService:
             raise InvalidInputError(
                 f"top_k is {request.top_k}; it must be between 1 and {s.max_top_k} (QA_MAX_TOP_K)."
             )
-        defaults = self.models.get(request.model).defaults
+        model = self.models.get(request.model)
+        defaults = model.defaults
         options = QAOptions(
             top_k=request.top_k,
             max_answer_len=request.max_answer_len or defaults.max_answer_len,
@@ -93,7 +94,7 @@ class AnswerService:
                 else request.handle_impossible_answer
             ),
         )
-        return QAQuery(question=request.question, context=request.context, options=options)
+        return model.name, QAQuery(request.question, request.context, options)
 
 
 def _to_response(model: str, result: QAResult) -> QAResponse:

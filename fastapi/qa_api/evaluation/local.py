@@ -15,7 +15,6 @@ from qa_api.config import Settings, get_settings
 from qa_api.evaluation.dataset import Question
 from qa_api.evaluation.runner import Answer, PredictionError
 from qa_api.inference.errors import QAError
-from qa_api.inference.registry import ModelRegistry
 from qa_api.inference.types import QAQuery
 
 logger = logging.getLogger(__name__)
@@ -39,13 +38,7 @@ class LocalPredictor:
             raise PredictionError(
                 f"Unknown model '{name}'. Configured models (QA_MODELS): {served}."
             )
-        self.registry = ModelRegistry(
-            {name: settings.models[name]},
-            name,
-            settings.decoding_defaults(),
-            settings.load_config(),
-            settings.batching_config(),
-        )
+        self.registry = settings.model_registry(only=name)
         logger.info("loading model %s (%s) in-process", name, settings.models[name])
         self.registry.load_all()
         try:
