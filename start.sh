@@ -164,6 +164,17 @@ container_failed() {
   die "$svc stopped ($info, exit code $code)." "full logs: ./start.sh logs $svc"
 }
 
+# One progress line per wait step: redrawn in place on a terminal, every 10 s otherwise.
+# Reads and updates the caller's elapsed, detail and last_print (bash's dynamic scope).
+show_progress() {
+  if [ $TTY = 1 ]; then
+    printf '\r\033[K   waiting for %s: %3ss  %s' "$1" "$elapsed" "${detail:0:100}"
+  elif [ $((elapsed - last_print)) -ge 10 ]; then
+    printf '   waiting for %s: %3ss  %s\n' "$1" "$elapsed" "$detail"
+    last_print=$elapsed
+  fi
+}
+
 # Wait until every container of a service is healthy, showing progress.
 wait_healthy() {
   local svc=$1 start=$SECONDS last_print=-100 cids cid health state detail
@@ -213,12 +224,7 @@ wait_healthy() {
         "a first start downloads the model (~440 MB): wait longer with --timeout 1800" \
         "see what it is doing: ./start.sh logs $svc"
     fi
-    if [ $TTY = 1 ]; then
-      printf '\r\033[K   waiting for %s: %3ss  %s' "$svc" "$elapsed" "${detail:0:100}"
-    elif [ $((elapsed - last_print)) -ge 10 ]; then
-      printf '   waiting for %s: %3ss  %s\n' "$svc" "$elapsed" "$detail"
-      last_print=$elapsed
-    fi
+    show_progress "$svc"
     sleep 2
   done
 }
@@ -362,12 +368,7 @@ EOF
     fi
     [ "$elapsed" -ge "$TIMEOUT" ] && die "$name did not become healthy within ${TIMEOUT}s ($detail)." \
       "full log: $RUN_DIR/$name.log"
-    if [ $TTY = 1 ]; then
-      printf '\r\033[K   waiting for %s: %3ss  %s' "$name" "$elapsed" "${detail:0:100}"
-    elif [ $((elapsed - last_print)) -ge 10 ]; then
-      printf '   waiting for %s: %3ss  %s\n' "$name" "$elapsed" "$detail"
-      last_print=$elapsed
-    fi
+    show_progress "$name"
     sleep 2
   done
 }

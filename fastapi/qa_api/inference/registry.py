@@ -96,10 +96,6 @@ class ModelRegistry:
         for model in self.models.values():
             self._load_one(model)
 
-    def wait_loaded(self, timeout: float | None = None) -> None:
-        if self._loader is not None:
-            self._loader.join(timeout)
-
     def close(self, timeout: float | None = None) -> None:
         """Finish queued requests of every model, then stop the workers."""
         for model in self.models.values():
