@@ -80,7 +80,7 @@ def ensure_model() -> Path:
     CACHE.mkdir(parents=True, exist_ok=True)
     logger.info("building the BETO-shaped random model (once) in %s", MODEL_DIR)
     with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
-        build_random_qa_model(Path(tmp) / "model", size="beto")
+        build_random_qa_model(Path(tmp) / "model", size="beto", data_dir=workload.DATA_DIR)
         shutil.rmtree(MODEL_DIR, ignore_errors=True)
         (Path(tmp) / "model").rename(MODEL_DIR)
     return MODEL_DIR

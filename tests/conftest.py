@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from qa_api.testing.random_model import build_random_qa_model
+from tests.paths import DATA_DIR
 from tests.processes import ServiceProcess, start_backend
 
 TIERS = ("unit", "integration", "e2e", "container")
@@ -25,7 +26,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real Hugging Face model directory: tiny BERT QA, random weights, Spanish WordPiece."""
-    return build_random_qa_model(tmp_path_factory.mktemp("models") / "tiny", size="tiny")
+    out = tmp_path_factory.mktemp("models") / "tiny"
+    return build_random_qa_model(out, size="tiny", data_dir=DATA_DIR)
 
 
 StartBackend = Callable[..., ServiceProcess]

@@ -18,12 +18,11 @@ import pytest
 from qa_api.config import get_settings
 from qa_api.evaluation.cli import main
 from qa_api.evaluation.dataset import Dataset, load_squad
+from tests.paths import SQUAD_V2_SAMPLE
 from tests.processes import BACKEND_DIR, ServiceProcess
 
 pytestmark = pytest.mark.integration
 
-DATA_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-DATA_FILE = DATA_DIR / "squad-es-v2.0-dev-small.json"
 METRIC_KEYS = [
     "exact", "f1", "total", "HasAns_exact", "HasAns_f1", "HasAns_total", "NoAns_exact",
     "NoAns_f1", "NoAns_total", "best_exact", "best_exact_thresh", "best_f1", "best_f1_thresh",
@@ -33,7 +32,7 @@ METRIC_KEYS = [
 @pytest.fixture(scope="module")
 def squad_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The first article's first three paragraphs: a couple dozen questions, some unanswerable."""
-    raw = json.loads(DATA_FILE.read_text(encoding="utf-8"))
+    raw = json.loads(SQUAD_V2_SAMPLE.read_text(encoding="utf-8"))
     article = raw["data"][0]
     raw["data"] = [{**article, "paragraphs": article["paragraphs"][:3]}]
     path = tmp_path_factory.mktemp("squad") / "slice.json"
@@ -170,7 +169,7 @@ def test_module_entry_point_with_limit(backend_server: ServiceProcess, tmp_path:
     env = {**os.environ, "PYTHONPATH": str(BACKEND_DIR)}
     proc = subprocess.run(
         [
-            sys.executable, "-m", "qa_api.evaluation", str(DATA_FILE),
+            sys.executable, "-m", "qa_api.evaluation", str(SQUAD_V2_SAMPLE),
             "--api-url", backend_server.url, "--limit", "5", "--report", str(tmp_path / "r.json"),
         ],
         env=env, capture_output=True, text=True, timeout=120, check=False,

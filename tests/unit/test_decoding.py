@@ -150,15 +150,19 @@ def test_answer_across_a_window_boundary_comes_from_the_window_holding_it(tokeni
 
 def test_max_answer_len_limits_span_tokens(tokenizer) -> None:  # type: ignore[no-untyped-def]
     context = "Uno dos tres cuatro cinco seis siete ocho nueve diez."
-    encoded, opts = encode(tokenizer, context, max_answer_len=6)
+    encoded, _ = encode(tokenizer, context)
     starts, ends = flat_logits(encoded)
-    starts[0][token_of(encoded, 0, context, "Uno")] = HIGH
-    ends[0][last_token_of(encoded, 0, context, "diez")] = HIGH  # best end, but too far
-    ends[0][last_token_of(encoded, 0, context, "tres")] = 5.0
-    (answer,), _ = decoding.decode(encoded, context, starts, ends, opts)
+    first = token_of(encoded, 0, context, "Uno")
+    short_end = last_token_of(encoded, 0, context, "tres")
+    long_end = last_token_of(encoded, 0, context, "diez")
+    starts[0][first] = HIGH
+    ends[0][long_end] = HIGH  # the best end, but too far for the short limit
+    ends[0][short_end] = 5.0
+    short_limit = QAOptions(max_answer_len=short_end - first + 1)
+    (answer,), _ = decoding.decode(encoded, context, starts, ends, short_limit)
     assert answer.answer == "Uno dos tres"
-    opts_long = QAOptions(max_answer_len=30)
-    (answer,), _ = decoding.decode(encoded, context, starts, ends, opts_long)
+    long_limit = QAOptions(max_answer_len=long_end - first + 1)
+    (answer,), _ = decoding.decode(encoded, context, starts, ends, long_limit)
     assert answer.answer == "Uno dos tres cuatro cinco seis siete ocho nueve diez"
 
 
@@ -167,7 +171,8 @@ def test_top_k_removes_duplicates_from_overlapping_windows(tokenizer) -> None:  
     starts, ends = flat_logits(encoded)
     # a word inside the overlap of windows 0 and 1, marked as the answer in both windows
     ctx1 = np.flatnonzero(encoded.windows[1].context_mask)
-    char = int(encoded.token_starts[1][ctx1[2]])
+    word_starts = (int(encoded.token_starts[1][t]) for t in ctx1[2:])
+    char = next(c for c in word_starts if LONG_CONTEXT[c - 1] == " ")
     word_end = LONG_CONTEXT.find(" ", char)
     for w in (0, 1):
         in_ctx = encoded.windows[w].context_mask

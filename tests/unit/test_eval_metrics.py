@@ -25,12 +25,9 @@ from qa_api.evaluation.squad_metrics import (
     evaluate,
     normalize_answer,
 )
+from tests.paths import SQUAD_V1_SAMPLE, SQUAD_V2_SAMPLE
 
 pytestmark = pytest.mark.unit
-
-DATA_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-V2_FILE = DATA_DIR / "squad-es-v2.0-dev-small.json"
-V1_FILE = DATA_DIR / "squad-es-v1.1-dev-small.json"
 
 
 # --- the official script (reference) ------------------------------------------------------------
@@ -364,7 +361,7 @@ def noisy_predictions(
     return preds, na_probs
 
 
-@pytest.mark.parametrize("path", [V2_FILE, V1_FILE], ids=["v2.0", "v1.1"])
+@pytest.mark.parametrize("path", [SQUAD_V2_SAMPLE, SQUAD_V1_SAMPLE], ids=["v2.0", "v1.1"])
 def test_agrees_with_official_script_on_squad_es(path: Path) -> None:
     data = json.loads(path.read_text(encoding="utf-8"))
     data["data"] = data["data"][:3]
@@ -377,7 +374,7 @@ def test_agrees_with_official_script_on_squad_es(path: Path) -> None:
 def test_cli_scores_a_predictions_file_like_the_official_script(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    data = json.loads(V2_FILE.read_text(encoding="utf-8"))
+    data = json.loads(SQUAD_V2_SAMPLE.read_text(encoding="utf-8"))
     data["data"] = data["data"][:2]
     preds, na_probs = noisy_predictions(data, random.Random(3))
     files = {"data": data, "preds": preds, "na": na_probs}

@@ -17,16 +17,16 @@ from qa_api.evaluation.cli import main
 from qa_api.evaluation.dataset import DatasetError, Question, load_squad, parse_squad
 from qa_api.evaluation.report import format_table, latency_stats, percentile
 from qa_api.evaluation.runner import Answer, PredictionError, run_predictions
+from tests.paths import SQUAD_V1_SAMPLE, SQUAD_V2_SAMPLE
 
 pytestmark = pytest.mark.unit
 
-DATA_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
 # --- dataset ------------------------------------------------------------------------------------
 
 
 def test_load_squad_v2_keeps_file_order_and_limit() -> None:
-    ds = load_squad(DATA_DIR / "squad-es-v2.0-dev-small.json", limit=40)
+    ds = load_squad(SQUAD_V2_SAMPLE, limit=40)
     assert ds.version == "2.0"
     assert len(ds.questions) == 40
     first = ds.questions[0]
@@ -34,7 +34,7 @@ def test_load_squad_v2_keeps_file_order_and_limit() -> None:
     assert first.question == "¿En qué país se encuentra Normandía?"
     assert first.answers == ("Francia",) * 4
     assert first.context.startswith("Los normandos")
-    raw = json.loads((DATA_DIR / "squad-es-v2.0-dev-small.json").read_text(encoding="utf-8"))
+    raw = json.loads(SQUAD_V2_SAMPLE.read_text(encoding="utf-8"))
     impossible = {
         qa["id"]
         for article in raw["data"]
@@ -48,7 +48,7 @@ def test_load_squad_v2_keeps_file_order_and_limit() -> None:
 
 
 def test_load_squad_v1() -> None:
-    ds = load_squad(DATA_DIR / "squad-es-v1.1-dev-small.json", limit=5)
+    ds = load_squad(SQUAD_V1_SAMPLE, limit=5)
     assert (ds.version, len(ds.questions), ds.num_unanswerable) == ("1.1", 5, 0)
 
 
@@ -252,7 +252,7 @@ def test_run_predictions_keeps_order_and_records_failures() -> None:
 
 @pytest.fixture
 def squad_slice(tmp_path: Path) -> Path:
-    raw = json.loads((DATA_DIR / "squad-es-v2.0-dev-small.json").read_text(encoding="utf-8"))
+    raw = json.loads(SQUAD_V2_SAMPLE.read_text(encoding="utf-8"))
     paragraph = raw["data"][0]["paragraphs"][0]
     raw["data"] = [{"title": "Normanos", "paragraphs": [paragraph]}]
     path = tmp_path / "slice.json"

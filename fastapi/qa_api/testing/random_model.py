@@ -39,9 +39,8 @@ TINY_CONFIG = {
     "type_vocab_size": 2,
 }
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-DEFAULT_DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
 
-# Used when the SQuAD-es files are not around (e.g. inside a container).
+# The vocabulary's corpus when no SQuAD JSON files are given.
 FALLBACK_TEXTS = [
     "Miguel de Cervantes escribió Don Quijote de la Mancha, publicado en 1605 en Madrid.",
     "El río Ebro nace en Fontibre, Cantabria, y desemboca en el mar Mediterráneo.",
@@ -63,9 +62,12 @@ def squad_texts(data_dir: Path) -> Iterator[str]:
 
 
 def _training_texts(data_dir: Path | None) -> list[str]:
-    data_dir = data_dir or DEFAULT_DATA
-    texts = list(squad_texts(data_dir)) if data_dir.is_dir() else []
-    return texts or FALLBACK_TEXTS * 50
+    if data_dir is None:
+        return FALLBACK_TEXTS * 50
+    texts = list(squad_texts(data_dir))
+    if not texts:
+        raise FileNotFoundError(f"no SQuAD JSON files with text in {data_dir}")
+    return texts
 
 
 def train_wordpiece_vocab(texts: Iterable[str], vocab_size: int, out_dir: Path) -> Path:
