@@ -12,10 +12,25 @@ from transformers import AutoTokenizer
 
 from qa_api.inference.backends import TorchBackend
 from qa_api.inference.errors import InvalidInputError, OverloadedError
-from qa_api.inference.runtime import BatchingConfig, QARuntime
+from qa_api.inference.runtime import BatchingConfig, InferenceWorker, QARuntime
 from qa_api.inference.types import QAOptions, QAQuery
 
 QUERY = QAQuery("¿Dónde nace el Ebro?", "El río Ebro nace en Fontibre, en Cantabria.")
+
+
+class ThreadRecordingBackend:
+    """The real tiny model, noting which thread runs each forward pass."""
+
+    def __init__(self, inner: TorchBackend) -> None:
+        self.inner = inner
+        self.name, self.device, self.dtype = inner.name, inner.device, inner.dtype
+        self.threads: set[int] = set()
+
+    def forward(
+        self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray
+    ):  # type: ignore[no-untyped-def]
+        self.threads.add(threading.get_ident())
+        return self.inner.forward(input_ids, attention_mask, token_type_ids)
 
 
 class GatedBackend:
@@ -141,3 +156,40 @@ def test_padding_to_a_multiple_does_not_change_answers(tiny_model_dir: Path) -> 
         ]
         for a, b in zip(result.answers, exact.answers, strict=True):
             assert a.score == pytest.approx(b.score, rel=1e-4)
+
+
+def test_models_sharing_a_worker_run_on_one_thread(tiny_model_dir: Path) -> None:
+    """Warm-up and requests of every model run on the worker thread, never on the caller's."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    backends = [
+        ThreadRecordingBackend(TorchBackend.load(tiny_model_dir, "torch-fp32", "cpu"))
+        for _ in range(2)
+    ]
+    worker = InferenceWorker()
+    runtimes = [
+        QARuntime(f"m{i}", tokenizer, backend, 64, BatchingConfig(), worker=worker)
+        for i, backend in enumerate(backends)
+    ]
+    for runtime in runtimes:
+        runtime.warm_up_shapes(64)
+    futures = [f for runtime in runtimes for f in runtime.submit([QUERY, QUERY])]
+    assert all(f.result(10).answers for f in futures)
+    worker.close(5)
+    (first,), (second,) = (backend.threads for backend in backends)
+    assert first == second != threading.get_ident()
+    with pytest.raises(OverloadedError, match="shutting down"):
+        runtimes[1].submit([QUERY])
+
+
+def test_a_failing_warm_up_reaches_the_caller(tiny_model_dir: Path) -> None:
+    class BrokenBackend(ThreadRecordingBackend):
+        def forward(self, *arrays: np.ndarray):  # type: ignore[no-untyped-def,override]
+            raise RuntimeError("out of memory")
+
+    backend = BrokenBackend(TorchBackend.load(tiny_model_dir, "torch-fp32", "cpu"))
+    runtime = QARuntime(
+        "tiny", AutoTokenizer.from_pretrained(tiny_model_dir), backend, 64, BatchingConfig()
+    )
+    with pytest.raises(RuntimeError, match="out of memory"):
+        runtime.warm_up_shapes(64)
+    runtime.close(5)

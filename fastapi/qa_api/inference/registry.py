@@ -11,7 +11,7 @@ from typing import Literal
 
 from qa_api.inference.backends import BackendName, load_backend, resolve_backend, resolve_device
 from qa_api.inference.errors import ModelNotFoundError, ModelNotReadyError
-from qa_api.inference.runtime import BatchingConfig, QARuntime, RuntimeObserver
+from qa_api.inference.runtime import BatchingConfig, InferenceWorker, QARuntime, RuntimeObserver
 from qa_api.inference.types import QAOptions, QAQuery
 
 logger = logging.getLogger(__name__)
@@ -83,24 +83,31 @@ class ModelRegistry:
         self._load = load
         self._batching = batching
         self._observer = observer
-        self._loader: threading.Thread | None = None
+        self._worker = InferenceWorker()  # runs every model (runtime.py says why just one)
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def start_loading(self) -> None:
-        """Load all models in a background thread, so the server answers health checks meanwhile."""
-        self._loader = threading.Thread(target=self.load_all, name="qa-model-loader", daemon=True)
-        self._loader.start()
+    def start_loading(self) -> threading.Thread:
+        """Load all models in a background thread, so the server answers health checks meanwhile.
+
+        Loading runs on its own short-lived thread in any case: the OpenMP pool that torch starts
+        for it ends with the thread and never competes with the inference worker's.
+        """
+        loader = threading.Thread(target=self._load_each, name="qa-model-loader", daemon=True)
+        loader.start()
+        return loader
 
     def load_all(self) -> None:
-        for model in self.models.values():
-            self._load_one(model)
+        """Load all models and return when each is ready or failed."""
+        self.start_loading().join()
 
     def close(self, timeout: float | None = None) -> None:
-        """Finish queued requests of every model, then stop the workers."""
+        """Finish the queued requests of every model, then stop the inference worker."""
+        self._worker.close(timeout)
+
+    def _load_each(self) -> None:
         for model in self.models.values():
-            if model.runtime is not None:
-                model.runtime.close(timeout)
+            self._load_one(model)
 
     def _load_one(self, model: ServedModel) -> None:
         from transformers import AutoTokenizer
@@ -129,6 +136,7 @@ class ModelRegistry:
                 self._load.max_question_len,
                 self._batching,
                 self._observer,
+                self._worker,
             )
             if self._load.warmup:
                 runtime.warm_up_shapes(model.defaults.max_seq_len)

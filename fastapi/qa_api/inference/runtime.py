@@ -1,12 +1,18 @@
-"""The runtime: one worker thread per model that owns its tokenizer and backend.
+"""The runtime: a model's queue, batching and decoding, run by the process's inference worker.
 
-Fast tokenizers and models must not be entered from two threads at once, so every request goes
-through a bounded queue to the worker. The worker drains what is queued (up to `max_batch_size`
-windows, waiting at most `max_batch_wait_ms` for more), sorts windows by length and runs them in
-batches of similar lengths, so a window is padded only to its batch-mates, never to max_seq_len.
-Batch lengths are rounded up to a multiple of `pad_to_multiple_of` (16 by default): CPU kernels
-cache their setup per input shape (about 10 ms for a new shape in bf16), and a few known shapes,
-all warmed up at start, cost less than a few padding tokens.
+One thread, the `InferenceWorker`, runs every model of the process: tokenizing, forward passes,
+decoding and warm-up. Fast tokenizers and models must not be entered from two threads at once,
+and torch's OpenMP pool belongs to the thread that calls into it: a second thread running a model
+brings a second pool onto the same cores, libgomp then sleeps at its barriers instead of spinning,
+and every forward pass gets about 1.5x slower, even with the other model idle (measured on 2 cores).
+The models share the device anyway, so the worker runs them one batch at a time, oldest first.
+
+Each model's `QARuntime` has a bounded queue. The worker drains what is queued (up to
+`max_batch_size` windows, waiting at most `max_batch_wait_ms` for more), sorts windows by length
+and runs them in batches of similar lengths, so a window is padded only to its batch-mates, never
+to max_seq_len. Batch lengths are rounded up to a multiple of `pad_to_multiple_of` (16 by
+default): CPU kernels cache their setup per input shape (about 10 ms for a new shape in bf16), and
+a few known shapes, all warmed up at start, cost less than a few padding tokens.
 """
 
 from __future__ import annotations
@@ -15,9 +21,10 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 import numpy as np
@@ -57,8 +64,60 @@ class _Job:
     timings: Timings = field(default_factory=Timings)
 
 
+@dataclass(eq=False)
+class _Call:
+    """Work for the inference thread other than a query (warm-up)."""
+
+    fn: Callable[[], None]
+    future: Future[None] = field(default_factory=Future)
+    submitted: float = field(default_factory=time.perf_counter)
+
+
+class InferenceWorker:
+    """The one thread that runs every model attached to it (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.closed = False
+        self._runtimes: list[QARuntime] = []
+        self._thread = threading.Thread(target=self._run, name="qa-inference", daemon=True)
+        self._thread.start()
+
+    def attach(self, runtime: QARuntime) -> None:
+        with self.cond:
+            self._runtimes.append(runtime)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Refuse new work, finish what every runtime has queued, stop the thread."""
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while (work := self._next_work()) is not None:
+            runtime, items = work
+            runtime.execute(items)
+
+    def _next_work(self) -> tuple[QARuntime, list[_Job] | _Call] | None:
+        """Block for work: the runtime with the oldest queued item, and what it runs next.
+
+        None means closed and drained: the thread stops.
+        """
+        with self.cond:
+            while not (busy := [runtime for runtime in self._runtimes if runtime.pending]):
+                if self.closed:
+                    return None
+                self.cond.wait()
+            runtime = min(busy, key=lambda runtime: runtime.pending[0].submitted)
+            return runtime, runtime.take_work()
+
+
 class QARuntime:
-    """Answers QAQuery objects with one model, from a single worker thread."""
+    """Answers QAQuery objects with one model, on an inference worker thread.
+
+    Without a `worker`, the runtime starts its own; models served together share one.
+    """
 
     def __init__(
         self,
@@ -68,6 +127,7 @@ class QARuntime:
         max_question_len: int,
         batching: BatchingConfig,
         observer: RuntimeObserver | None = None,
+        worker: InferenceWorker | None = None,
     ) -> None:
         self.name = name
         self.tokenizer = tokenizer
@@ -75,29 +135,27 @@ class QARuntime:
         self.max_question_len = max_question_len
         self.batching = batching
         self.observer = observer
-        self._pending: deque[_Job] = deque()
-        self._cond = threading.Condition()
-        self._closed = False
-        self._worker = threading.Thread(target=self._run, name=f"qa-runtime-{name}", daemon=True)
-        self._worker.start()
+        self.pending: deque[_Job | _Call] = deque()
+        self._worker = worker or InferenceWorker()
+        self._worker.attach(self)
 
     @property
     def queue_depth(self) -> int:
-        return len(self._pending)
+        return len(self.pending)
 
     def submit(self, queries: Sequence[QAQuery]) -> list[Future[QAResult]]:
         """Queue the queries together, or raise OverloadedError if they do not all fit."""
         jobs = [_Job(query, Future()) for query in queries]
-        with self._cond:
-            if self._closed:
+        with self._worker.cond:
+            if self._worker.closed:
                 raise OverloadedError("The server is shutting down. Retry on another replica.")
-            if len(self._pending) + len(jobs) > self.batching.queue_size:
+            if len(self.pending) + len(jobs) > self.batching.queue_size:
                 raise OverloadedError(
                     f"The server is at capacity ({self.batching.queue_size} queued requests). "
                     "Retry shortly."
                 )
-            self._pending.extend(jobs)
-            self._cond.notify()
+            self.pending.extend(jobs)
+            self._worker.cond.notify()
         return [job.future for job in jobs]
 
     def answer(self, query: QAQuery, timeout: float | None = None) -> QAResult:
@@ -106,52 +164,60 @@ class QARuntime:
 
     def warm_up_shapes(self, max_seq_len: int) -> None:
         """Run one forward pass at every padded length a request can have (before serving)."""
+        call = _Call(partial(self._forward_every_length, max_seq_len))
+        with self._worker.cond:
+            self.pending.append(call)
+            self._worker.cond.notify()
+        call.future.result()
+
+    def close(self, timeout: float | None = None) -> None:
+        """Stop the worker after the queued work: every runtime sharing it stops too."""
+        self._worker.close(timeout)
+
+    # -- on the worker thread ---------------------------------------------------------------
+
+    def take_work(self) -> list[_Job] | _Call:
+        """Take queued jobs up to the batch size, waiting briefly for more (worker lock held)."""
+        head = self.pending.popleft()
+        if isinstance(head, _Call):
+            return head
+        jobs = [head]
+        deadline = time.perf_counter() + self.batching.max_batch_wait_ms / 1000
+        while len(jobs) < self.batching.max_batch_size:
+            if self.pending:
+                if isinstance(self.pending[0], _Call):
+                    break
+                jobs.append(self.pending.popleft())  # type: ignore[arg-type]
+                continue
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0 or self._worker.closed:
+                break
+            self._worker.cond.wait(remaining)
+        # Jobs whose caller gave up (timeout) are skipped; the others are marked running.
+        return [job for job in jobs if job.future.set_running_or_notify_cancel()]
+
+    def execute(self, work: list[_Job] | _Call) -> None:
+        if isinstance(work, _Call):
+            if work.future.set_running_or_notify_cancel():
+                try:
+                    work.fn()
+                    work.future.set_result(None)
+                except Exception as exc:
+                    work.future.set_exception(exc)
+            return
+        try:
+            self._process(work)
+        except Exception as exc:  # never let one bad batch kill the worker
+            logger.exception("inference failed for a batch of %d requests", len(work))
+            for job in work:
+                if not job.future.done():
+                    job.future.set_exception(exc)
+
+    def _forward_every_length(self, max_seq_len: int) -> None:
         step = self.batching.pad_to_multiple_of
         for length in range(step, max_seq_len + step, step):
             ids = np.ones((1, min(length, max_seq_len)), dtype=np.int64)
             self.backend.forward(ids, ids, np.zeros_like(ids))
-
-    def close(self, timeout: float | None = None) -> None:
-        """Refuse new work, finish what is queued, stop the worker."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        self._worker.join(timeout)
-
-    # -- worker thread ----------------------------------------------------------------------
-
-    def _run(self) -> None:
-        while (jobs := self._next_jobs()) is not None:
-            try:
-                self._process(jobs)
-            except Exception as exc:  # never let one bad batch kill the worker
-                logger.exception("inference failed for a batch of %d requests", len(jobs))
-                for job in jobs:
-                    if not job.future.done():
-                        job.future.set_exception(exc)
-
-    def _next_jobs(self) -> list[_Job] | None:
-        """Block for work; take queued jobs up to the batch size, waiting briefly for more.
-
-        None means closed and drained: the worker stops.
-        """
-        with self._cond:
-            while not self._pending and not self._closed:
-                self._cond.wait()
-            if not self._pending:
-                return None
-            jobs = [self._pending.popleft()]
-            deadline = time.perf_counter() + self.batching.max_batch_wait_ms / 1000
-            while len(jobs) < self.batching.max_batch_size:
-                if self._pending:
-                    jobs.append(self._pending.popleft())
-                    continue
-                remaining = deadline - time.perf_counter()
-                if remaining <= 0 or self._closed:
-                    break
-                self._cond.wait(remaining)
-        # Jobs whose caller gave up (timeout) are skipped; the others are marked running.
-        return [job for job in jobs if job.future.set_running_or_notify_cancel()]
 
     def _process(self, jobs: list[_Job]) -> None:
         if not jobs:
