@@ -34,6 +34,8 @@ system-deps:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy fastapi/qa_api
+	$(BIN)/mypy streamlit
 
 # Unit, integration and browser tests (no Docker needed).
 test: setup lint

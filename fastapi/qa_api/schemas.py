@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import JsonDict
 
 EXAMPLE_CONTEXT = (
     "Miguel de Cervantes Saavedra nació en Alcalá de Henares en 1547. Es autor de Don Quijote "
     "de la Mancha, cuya primera parte se publicó en Madrid en 1605."
 )
 EXAMPLE_QUESTION = "¿Dónde nació Cervantes?"
-EXAMPLE = {"context": EXAMPLE_CONTEXT, "question": EXAMPLE_QUESTION}
+EXAMPLE: JsonDict = {"context": EXAMPLE_CONTEXT, "question": EXAMPLE_QUESTION}
 
 
 class QAInput(BaseModel):

@@ -28,7 +28,9 @@ async def qas(
     """`context` and `question` as query parameters or form fields; returns the answer text
     (an empty string when the text has no answer)."""
     try:
-        request = QARequest(context=context_form or context, question=question_form or question)
+        request = QARequest.model_validate(
+            {"context": context_form or context, "question": question_form or question}
+        )
     except ValidationError as exc:
         fields = ", ".join(str(e["loc"][0]) for e in exc.errors())
         raise ApiError(

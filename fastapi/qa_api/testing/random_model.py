@@ -13,14 +13,14 @@ import logging
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 logger = logging.getLogger(__name__)
 
 Size = Literal["tiny", "beto"]
 
 # dccuchile/bert-base-spanish-wwm-cased, the base of the served model.
-BETO_CONFIG = {
+BETO_CONFIG: dict[str, Any] = {
     "vocab_size": 31002,
     "hidden_size": 768,
     "num_hidden_layers": 12,
@@ -29,7 +29,7 @@ BETO_CONFIG = {
     "max_position_embeddings": 512,
     "type_vocab_size": 2,
 }
-TINY_CONFIG = {
+TINY_CONFIG: dict[str, Any] = {
     "vocab_size": 4000,
     "hidden_size": 32,
     "num_hidden_layers": 2,
@@ -88,7 +88,9 @@ def build_random_qa_model(
 ) -> Path:
     """Write a random-weight BertForQuestionAnswering + fast tokenizer to out_dir and return it."""
     import torch
-    from transformers import BertConfig, BertForQuestionAnswering, BertTokenizerFast
+
+    # transformers 5: BertTokenizer is the fast, tokenizers-backed one (BertTokenizerFast an alias).
+    from transformers import BertConfig, BertForQuestionAnswering, BertTokenizer
 
     out = Path(out_dir)
     if (out / "config.json").exists():
@@ -96,7 +98,7 @@ def build_random_qa_model(
     shape = BETO_CONFIG if size == "beto" else TINY_CONFIG
     with tempfile.TemporaryDirectory() as tmp:
         vocab = train_wordpiece_vocab(_training_texts(data_dir), shape["vocab_size"], Path(tmp))
-        tokenizer = BertTokenizerFast(vocab=str(vocab), do_lower_case=False, strip_accents=False)
+        tokenizer = BertTokenizer(vocab=str(vocab), do_lower_case=False, strip_accents=False)
     torch.manual_seed(seed)
     # The model's embedding table keeps the target size even if the trained vocab came out smaller.
     config = BertConfig(**shape)
