@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -74,3 +77,20 @@ def test_cuda_request_without_cuda_is_refused(monkeypatch: pytest.MonkeyPatch) -
     assert backends.resolve_device("auto") == "cpu"
     with pytest.raises(ValueError, match="no CUDA"):
         backends.resolve_device("cuda")
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "1000000"), ("50", "50")])
+def test_openmp_spin_is_set_before_torch_loads(given: str | None, expected: str) -> None:
+    """libgomp reads GOMP_SPINCOUNT once, when torch loads: importing the app must not load it."""
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    if given is not None:
+        env["GOMP_SPINCOUNT"] = given
+    code = (
+        "import os, sys, qa_api.main, qa_api.evaluation.cli\n"
+        "assert 'torch' not in sys.modules, 'torch loaded at import'\n"
+        "print(os.environ['GOMP_SPINCOUNT'])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == expected
