@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,6 +13,8 @@ from fastapi.testclient import TestClient
 
 from qa_api.config import Settings
 from qa_api.main import create_app
+from qa_api.testing.random_model import build_random_qa_model
+from tests.paths import DATA_DIR
 
 CONTEXT = "Miguel de Cervantes nació en Alcalá de Henares en 1547 y escribió Don Quijote."
 QUESTION = "¿Dónde nació Cervantes?"
@@ -302,3 +305,39 @@ def test_openapi_documents_every_route_with_examples(client: TestClient) -> None
         assert path in paths, path
     assert "¿Dónde nació Cervantes?" in str(schema["components"]["schemas"]["QARequest"])
     assert client.get("/docs").status_code == 200
+
+
+def test_models_side_by_side_share_one_inference_thread(
+    make_client: MakeClient, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """Two models in one process: each request is answered by the model it names, batches may
+    mix them, and a single inference thread runs both (runtime.py says why)."""
+    other_dir = build_random_qa_model(tmp_path / "other", size="tiny", data_dir=DATA_DIR, seed=1)
+    before = sum(t.name == "qa-inference" for t in threading.enumerate())
+    client = make_client(models={"chico": str(tiny_model_dir), "otro": str(other_dir)})
+    assert sum(t.name == "qa-inference" for t in threading.enumerate()) == before + 1
+
+    def ask(model: str) -> dict[str, Any]:
+        body = {"context": CONTEXT, "question": QUESTION, "model": model, "top_k": 3}
+        response = client.post("/v1/qa", json=body)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    alone = {name: ask(name) for name in ("chico", "otro")}
+    assert alone["chico"]["answers"] != alone["otro"]["answers"]  # different weights
+    mixed = client.post(
+        "/v1/qa/batch",
+        json={
+            "requests": [
+                {"context": CONTEXT, "question": QUESTION, "model": name, "top_k": 3}
+                for name in ("otro", "chico", "otro")
+            ]
+        },
+    )
+    assert mixed.status_code == 200, mixed.text
+    for name, result in zip(("otro", "chico", "otro"), mixed.json()["results"], strict=True):
+        assert result["model"] == name
+        assert [a["start"] for a in result["answers"]] == [
+            a["start"] for a in alone[name]["answers"]
+        ]
+        assert result["timings"]["inference_ms"] > 0
