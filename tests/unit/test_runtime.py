@@ -179,6 +179,8 @@ def test_models_sharing_a_worker_run_on_one_thread(tiny_model_dir: Path) -> None
     assert first == second != threading.get_ident()
     with pytest.raises(OverloadedError, match="shutting down"):
         runtimes[1].submit([QUERY])
+    with pytest.raises(OverloadedError, match="shutting down"):
+        runtimes[0].warm_up_shapes(64)  # refused, never left waiting on a stopped thread
 
 
 def test_a_failing_warm_up_reaches_the_caller(tiny_model_dir: Path) -> None:

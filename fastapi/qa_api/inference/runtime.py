@@ -146,16 +146,7 @@ class QARuntime:
     def submit(self, queries: Sequence[QAQuery]) -> list[Future[QAResult]]:
         """Queue the queries together, or raise OverloadedError if they do not all fit."""
         jobs = [_Job(query, Future()) for query in queries]
-        with self._worker.cond:
-            if self._worker.closed:
-                raise OverloadedError("The server is shutting down. Retry on another replica.")
-            if len(self.pending) + len(jobs) > self.batching.queue_size:
-                raise OverloadedError(
-                    f"The server is at capacity ({self.batching.queue_size} queued requests). "
-                    "Retry shortly."
-                )
-            self.pending.extend(jobs)
-            self._worker.cond.notify()
+        self._enqueue(jobs)
         return [job.future for job in jobs]
 
     def answer(self, query: QAQuery, timeout: float | None = None) -> QAResult:
@@ -165,14 +156,24 @@ class QARuntime:
     def warm_up_shapes(self, max_seq_len: int) -> None:
         """Run one forward pass at every padded length a request can have (before serving)."""
         call = _Call(partial(self._forward_every_length, max_seq_len))
-        with self._worker.cond:
-            self.pending.append(call)
-            self._worker.cond.notify()
+        self._enqueue([call])
         call.future.result()
 
     def close(self, timeout: float | None = None) -> None:
         """Stop the worker after the queued work: every runtime sharing it stops too."""
         self._worker.close(timeout)
+
+    def _enqueue(self, items: Sequence[_Job | _Call]) -> None:
+        with self._worker.cond:
+            if self._worker.closed:
+                raise OverloadedError("The server is shutting down. Retry on another replica.")
+            if len(self.pending) + len(items) > self.batching.queue_size:
+                raise OverloadedError(
+                    f"The server is at capacity ({self.batching.queue_size} queued requests). "
+                    "Retry shortly."
+                )
+            self.pending.extend(items)
+            self._worker.cond.notify()
 
     # -- on the worker thread ---------------------------------------------------------------
 
