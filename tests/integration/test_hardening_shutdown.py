@@ -11,8 +11,9 @@ import httpx
 from tests.conftest import StartBackend
 from tests.processes import SLOW_REQUEST
 
-# 8 slow questions: SIGTERM surely lands while the model is busy with them.
-SLOW_BATCH = {"requests": [SLOW_REQUEST] * 8}
+# 24 slow questions, about 2 s of work on 2 cores: SIGTERM lands while the model is busy with
+# them, with seconds to spare after the 0.3 s check below (8 took 0.7 s, too close to it).
+SLOW_BATCH = {"requests": [SLOW_REQUEST] * 24}
 
 
 def test_sigterm_finishes_the_request_in_flight_then_exits(
