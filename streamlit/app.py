@@ -133,6 +133,11 @@ def status_panel(client: client_module.QAClient, settings: UISettings, t: dict[s
     panel()
 
 
+def state_label(state: str, t: dict[str, str]) -> str:
+    """A model's loading state in the UI's language (unknown states as the API says them)."""
+    return t.get(f"state_{state}", state)
+
+
 def render_health(health: BackendHealth, settings: UISettings, t: dict[str, str]) -> None:
     if health.state is BackendState.READY:
         st.success(t["status_ready"], icon=":material/check_circle:")
@@ -148,7 +153,7 @@ def render_health(health: BackendHealth, settings: UISettings, t: dict[str, str]
         st.caption(t["status_unreachable_help"].format(url=settings.backend_url))
     if health.models:
         listed = ", ".join(
-            f"{name} ({t.get(f'state_{state}', state)})" for name, state in health.models.items()
+            f"{name} ({state_label(state, t)})" for name, state in health.models.items()
         )
         st.caption(t["status_models"].format(models=listed))
     if health.state is not BackendState.READY:
@@ -183,8 +188,7 @@ def advanced_settings(models: ModelsInfo | None, t: dict[str, str]) -> ModelLimi
     def label(name: str) -> str:
         info = models.get(name) if models else None
         if info is not None and not info.ready:
-            status = t.get(f"state_{info.status}", info.status)
-            return t["model_not_ready"].format(name=name, status=status)
+            return t["model_not_ready"].format(name=name, status=state_label(info.status, t))
         if models and name == models.default:
             return t["model_default"].format(name=name)
         return name

@@ -34,7 +34,16 @@ def colour(rank: int) -> str:
 
 
 def highlight_context(context: str, answers: Sequence[Answer]) -> str:
-    """The context as escaped HTML with each answer's [start, end) span marked in its colour.
+    """The context as escaped HTML with each answer's [start, end) span marked in its colour."""
+    return _context_box(_marked_text(context, answers))
+
+
+def _context_box(inner_html: str) -> str:
+    return f'<div class="qa-context" style="{CONTEXT_STYLE}">{inner_html}</div>'
+
+
+def _marked_text(context: str, answers: Sequence[Answer]) -> str:
+    """Escaped text with the answers marked.
 
     Spans are placed by the API's character offsets only. Where spans overlap, the better
     ranked answer gives the mark its colour, the text it shares with a lower ranked one is
@@ -74,7 +83,7 @@ def highlight_context(context: str, answers: Sequence[Answer]) -> str:
             f'title="{escape(title)}" style="background:{colour(top)}; color:#1a1a1a; '
             f'padding:0.1em 0.15em; border-radius:0.25em;">{"".join(inner)}</mark>'
         )
-    return f'<div class="qa-context" style="{CONTEXT_STYLE}">{"".join(pieces)}</div>'
+    return "".join(pieces)
 
 
 def snippet(context: str, answer: Answer, radius: int = 80) -> str:
@@ -82,12 +91,9 @@ def snippet(context: str, answer: Answer, radius: int = 80) -> str:
     left = max(0, answer.start - radius)
     right = min(len(context), answer.end + radius)
     shifted = Answer(answer.answer, answer.score, answer.start - left, answer.end - left)
-    html = highlight_context(context[left:right], [shifted])
-    opening = '<div class="qa-context" style="'
     prefix = "…" if left > 0 else ""
     suffix = "…" if right < len(context) else ""
-    body = html[html.index(">") + 1 : -len("</div>")]
-    return f'{opening}{CONTEXT_STYLE}">{prefix}{body}{suffix}</div>'
+    return _context_box(f"{prefix}{_marked_text(context[left:right], [shifted])}{suffix}")
 
 
 def answer_card(answer: str, confidence: str, score: float, size: str = "1.6rem") -> str:
