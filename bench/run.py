@@ -107,14 +107,13 @@ def machine_info() -> dict[str, Any]:
     import torch
     import transformers
 
-    from qa_api.inference.hardware import usable_cpus
+    from qa_api.inference.hardware import cpu_flags, usable_cpus
 
     cpuinfo = Path("/proc/cpuinfo").read_text()
     model = next(
         (line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if "model name" in line),
         platform.processor(),
     )
-    flags = set(next((ln for ln in cpuinfo.splitlines() if ln.startswith("flags")), "").split())
     wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
     memory_kib = int(Path("/proc/meminfo").read_text().split()[1])
     baseline_tf = subprocess.run(
@@ -131,7 +130,7 @@ def machine_info() -> dict[str, Any]:
         "cpu": model,
         "cpus": usable_cpus(),
         "memory_gib": memory_kib / 2**20,
-        "features": [f for f in wanted if f in flags],
+        "features": [f for f in wanted if f in cpu_flags()],
         "load_before": load_average(),
         "baseline_transformers": baseline_tf,
         "software": f"Python {platform.python_version()}, torch {torch.__version__}, "
@@ -382,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     labels = {b: f"ours {b}" for b in backends}
     if "auto" in labels:
         labels["auto"] = f"ours auto={default}"
-    served_as = {("auto" if b == "auto" else b): (default if b == "auto" else b) for b in backends}
+    served_as = {b: default if b == "auto" else b for b in backends}
     roles = {
         role: next((labels[b] for b, real in served_as.items() if real == want), None)
         for role, want in (("default", default), ("fastest", fastest))
