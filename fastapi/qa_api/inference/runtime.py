@@ -72,6 +72,14 @@ class _Call:
     future: Future[None] = field(default_factory=Future)
     submitted: float = field(default_factory=time.perf_counter)
 
+    def run(self) -> None:
+        if self.future.set_running_or_notify_cancel():
+            try:
+                self.fn()
+                self.future.set_result(None)
+            except Exception as exc:
+                self.future.set_exception(exc)
+
 
 class InferenceWorker:
     """The one thread that runs every model attached to it (see the module docstring)."""
@@ -199,12 +207,7 @@ class QARuntime:
 
     def execute(self, work: list[_Job] | _Call) -> None:
         if isinstance(work, _Call):
-            if work.future.set_running_or_notify_cancel():
-                try:
-                    work.fn()
-                    work.future.set_result(None)
-                except Exception as exc:
-                    work.future.set_exception(exc)
+            work.run()
             return
         try:
             self._process(work)
@@ -215,10 +218,14 @@ class QARuntime:
                     job.future.set_exception(exc)
 
     def _forward_every_length(self, max_seq_len: int) -> None:
-        step = self.batching.pad_to_multiple_of
-        for length in range(step, max_seq_len + step, step):
-            ids = np.ones((1, min(length, max_seq_len)), dtype=np.int64)
+        for length in sorted({self._padded_length(n) for n in range(1, max_seq_len + 1)}):
+            ids = np.ones((1, length), dtype=np.int64)
             self.backend.forward(ids, ids, np.zeros_like(ids))
+
+    def _padded_length(self, longest: int) -> int:
+        """A batch's length: its longest window rounded up to the multiple, within BERT's table."""
+        step = self.batching.pad_to_multiple_of
+        return max(longest, min(-(-longest // step) * step, MAX_POSITIONS))
 
     def _process(self, jobs: list[_Job]) -> None:
         if not jobs:
@@ -285,9 +292,7 @@ class QARuntime:
     def _forward_batch(
         self, batch: list[tuple[_Job, int, features.Window]], results: dict[_Job, list[Any]]
     ) -> None:
-        longest, step = len(batch[0][2]), self.batching.pad_to_multiple_of
-        length = max(longest, min(-(-longest // step) * step, MAX_POSITIONS))
-        input_ids = np.zeros((len(batch), length), dtype=np.int64)
+        input_ids = np.zeros((len(batch), self._padded_length(len(batch[0][2]))), dtype=np.int64)
         token_type_ids = np.zeros_like(input_ids)
         attention_mask = np.zeros_like(input_ids)
         for row, (_, _, window) in enumerate(batch):
