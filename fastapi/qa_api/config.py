@@ -11,11 +11,12 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from qa_api.inference.backends import BackendName
-from qa_api.inference.features import SPECIAL_TOKENS_IN_PAIR
+from qa_api.inference.errors import InvalidInputError
+from qa_api.inference.features import check_window_fits
 from qa_api.inference.hardware import usable_cpus
 from qa_api.inference.registry import LoadConfig, ModelRegistry
 from qa_api.inference.runtime import BatchingConfig, RuntimeObserver
-from qa_api.inference.types import QAOptions
+from qa_api.inference.types import QAOptions, resolve_doc_stride
 
 DEFAULT_MODEL_ID = "mrm8488/bert-base-spanish-wwm-cased-finetuned-spa-squad2-es"
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -46,7 +47,9 @@ class Settings(BaseSettings):
 
     # Decoding defaults (a request may override the first five)
     max_seq_len: int = Field(384, ge=32, le=512)
-    doc_stride: PositiveInt = 128
+    doc_stride: PositiveInt | None = Field(
+        None, description="Tokens shared by consecutive windows; unset = min(max_seq_len // 2, 128)."
+    )
     max_answer_len: int = Field(30, ge=1, le=512)
     handle_impossible_answer: bool = True
     max_question_len: PositiveInt = 64
@@ -79,12 +82,13 @@ class Settings(BaseSettings):
                 f"QA_DEFAULT_MODEL={self.default_model!r} is not one of "
                 f"QA_MODELS ({list(self.models)})"
             )
-        room = self.max_seq_len - self.max_question_len - SPECIAL_TOKENS_IN_PAIR
-        if self.doc_stride >= room:
+        # The longest question a request may send must leave room for the windows' overlap.
+        try:
+            check_window_fits(self.max_question_len, self.decoding_defaults(), self.max_question_len)
+        except InvalidInputError as exc:
             raise ValueError(
-                f"QA_DOC_STRIDE ({self.doc_stride}) must be smaller than QA_MAX_SEQ_LEN - "
-                f"QA_MAX_QUESTION_LEN - {SPECIAL_TOKENS_IN_PAIR} = {room}"
-            )
+                f"QA_DOC_STRIDE, QA_MAX_SEQ_LEN and QA_MAX_QUESTION_LEN do not fit: {exc.message}"
+            ) from None
         return self
 
     @property
@@ -96,7 +100,7 @@ class Settings(BaseSettings):
             top_k=1,
             max_answer_len=self.max_answer_len,
             max_seq_len=self.max_seq_len,
-            doc_stride=self.doc_stride,
+            doc_stride=resolve_doc_stride(self.max_seq_len, self.doc_stride),
             handle_impossible_answer=self.handle_impossible_answer,
         )
 

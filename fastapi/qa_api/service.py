@@ -13,7 +13,7 @@ from dataclasses import asdict
 from qa_api.config import Settings
 from qa_api.inference.errors import InferenceTimeoutError, InputTooLargeError, InvalidInputError
 from qa_api.inference.registry import ModelRegistry
-from qa_api.inference.types import QAOptions, QAQuery, QAResult
+from qa_api.inference.types import QAOptions, QAQuery, QAResult, resolve_doc_stride
 from qa_api.metrics import Metrics
 from qa_api.schemas import AnswerOut, QARequest, QAResponse, TimingsOut
 
@@ -87,7 +87,12 @@ class AnswerService:
             top_k=request.top_k,
             max_answer_len=request.max_answer_len or defaults.max_answer_len,
             max_seq_len=request.max_seq_len or defaults.max_seq_len,
-            doc_stride=request.doc_stride or defaults.doc_stride,
+            # A caller's max_seq_len brings the pipeline's stride for it, unless doc_stride is sent.
+            doc_stride=(
+                resolve_doc_stride(request.max_seq_len, request.doc_stride)
+                if request.max_seq_len
+                else request.doc_stride or defaults.doc_stride
+            ),
             handle_impossible_answer=(
                 defaults.handle_impossible_answer
                 if request.handle_impossible_answer is None

@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+def resolve_doc_stride(max_seq_len: int, doc_stride: int | None) -> int:
+    """`doc_stride`, or when unset the transformers QA pipeline's rule: min(max_seq_len // 2, 128)."""
+    return min(max_seq_len // 2, 128) if doc_stride is None else doc_stride
+
+
 @dataclass(frozen=True, slots=True)
 class QAOptions:
     """Per-request decoding options, already resolved against the model's defaults."""
