@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,9 +79,16 @@ class ServiceProcess:
 
 
 def start_backend(
-    model_dir: Path, log_dir: Path, env: dict[str, str] | None = None, port: int | None = None
+    model_dir: Path,
+    log_dir: Path,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
+    prefix: Sequence[str] = (),
 ) -> ServiceProcess:
-    """Run `uvicorn qa_api.main:create_app --factory` serving model_dir (not waiting for ready)."""
+    """Run `uvicorn qa_api.main:create_app --factory` serving model_dir (not waiting for ready).
+
+    `prefix` wraps the command (e.g. `setpriv ...` to run it with fewer privileges).
+    """
     port = port or free_port()
     settings = {
         "QA_MODELS": f'{{"tiny": "{model_dir}"}}',
@@ -91,7 +99,7 @@ def start_backend(
     }
     log_path = log_dir / f"backend-{port}.log"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "qa_api.main:create_app", "--factory",
+        [*prefix, sys.executable, "-m", "uvicorn", "qa_api.main:create_app", "--factory",
          "--host", "127.0.0.1", "--port", str(port)],
         cwd=BACKEND_DIR,
         env={**os.environ, **settings},

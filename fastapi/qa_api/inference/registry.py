@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -66,6 +67,26 @@ def fetch_model_files(source: str) -> tuple[Path, str]:
     return path, path.name
 
 
+def check_readable(model_dir: Path) -> None:
+    """Name the unreadable file, this process's uid and the fix before transformers opens any.
+
+    transformers reports a file it may not read as "No such file or directory" (EACCES is lost),
+    and `save_pretrained` writes model.safetensors with mode 0600.
+    """
+    if os.access(model_dir, os.R_OK | os.X_OK):
+        files = sorted(p for p in model_dir.iterdir() if p.is_file())
+        denied = [p for p in files if not os.access(p, os.R_OK)]
+    else:
+        denied = [model_dir]
+    if denied:
+        more = f" (and {len(denied) - 1} more)" if len(denied) > 1 else ""
+        raise PermissionError(
+            f"permission denied: {denied[0]}{more} is not readable by uid {os.getuid()}, the user "
+            f"this service runs as. Fix: chmod -R a+rX {model_dir} (on the host's copy when the "
+            "directory is mounted)"
+        )
+
+
 class ModelRegistry:
     """Loads every configured model (in the background) and hands out their runtimes."""
 
@@ -118,6 +139,7 @@ class ModelRegistry:
         started = time.perf_counter()
         try:
             model_dir, model.revision = fetch_model_files(model.source)
+            check_readable(model_dir)
             tokenizer = AutoTokenizer.from_pretrained(model_dir)
             if not tokenizer.is_fast:
                 raise ValueError("the model has no fast tokenizer (tokenizer.json) for offsets")
