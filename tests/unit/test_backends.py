@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa_api.inference import backends, hardware
-from qa_api.inference.backends import load_backend, resolve_backend
+from qa_api.inference import backends, hardware, openvino_export
+from qa_api.inference.backends import BackendName, load_backend, resolve_backend
 
 IDS = np.array([[2, 104, 627, 35, 3, 512, 2402, 2541, 437, 817, 3]], dtype=np.int64)
 MASK = np.ones_like(IDS)
@@ -28,7 +28,21 @@ def reference(tiny_model_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.mark.parametrize(
     ("name", "dtype", "tolerance"),
-    [("torch-bf16", "bfloat16", 0.05), ("onnx-fp32", "fp32", 1e-4), ("onnx-int8", "int8", 0.05)],
+    [
+        ("torch-bf16", "bfloat16", 0.05),
+        ("onnx-fp32", "fp32", 1e-4),
+        ("onnx-int8", "int8", 0.05),
+        ("openvino-fp32", "fp32", 1e-4),
+        pytest.param(
+            "openvino-bf16",
+            "bf16",
+            0.05,
+            marks=pytest.mark.skipif(
+                not hardware.cpu_has_native_bf16(), reason="the CPU has no native bf16"
+            ),
+        ),
+        ("openvino-int8", "int8", 0.05),
+    ],
 )
 def test_backend_matches_fp32(
     tiny_model_dir: Path,
@@ -48,6 +62,28 @@ def test_backend_matches_fp32(
     np.testing.assert_allclose(end, reference[1], atol=tolerance)
 
 
+@pytest.mark.parametrize("name", ["onnx-fp32", "openvino-fp32", "openvino-int8"])
+def test_padded_batches_of_any_shape(
+    tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory, name: BackendName
+) -> None:
+    """Dynamic shapes: a padded batch of 3 at a new length gives each row its unpadded logits,
+    and a later call does not overwrite the arrays an earlier one returned."""
+    cache = tmp_path_factory.getbasetemp() / "onnx-cache"
+    backend = load_backend(tiny_model_dir, name, "cpu", 1, cache)
+    alone = [backend.forward(IDS[:, :n], MASK[:, :n], TYPES[:, :n]) for n in (11, 9, 7)]
+    ids, mask, types = (np.zeros((3, 32), dtype=np.int64) for _ in range(3))
+    for row, n in enumerate((11, 9, 7)):
+        ids[row, :n], mask[row, :n], types[row, :n] = IDS[0, :n], 1, TYPES[0, :n]
+    start, end = backend.forward(ids, mask, types)
+    kept = start.copy()
+    backend.forward(IDS, MASK, TYPES)
+    np.testing.assert_array_equal(start, kept)
+    tolerance = 0.05 if name.endswith("int8") else 1e-4
+    for row, n in enumerate((11, 9, 7)):
+        np.testing.assert_allclose(start[row, :n], alone[row][0][0], atol=tolerance)
+        np.testing.assert_allclose(end[row, :n], alone[row][1][0], atol=tolerance)
+
+
 def test_onnx_export_is_cached(tiny_model_dir: Path, tmp_path: Path) -> None:
     t0 = time.perf_counter()
     load_backend(tiny_model_dir, "onnx-int8", "cpu", 1, tmp_path)
@@ -61,6 +97,29 @@ def test_onnx_export_is_cached(tiny_model_dir: Path, tmp_path: Path) -> None:
     assert time.perf_counter() - t0 < first
 
 
+def test_openvino_conversion_is_cached(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """int8 converts the fp32 IR first and quantizes it; both stay cached and are not redone."""
+    load_backend(tiny_model_dir, "openvino-int8", "cpu", 1, tmp_path)
+    (ir_dir,) = tmp_path.iterdir()
+    assert ir_dir.name.startswith("tiny-openvino-")
+    names = ["model-fp32.bin", "model-fp32.xml", "model-int8.bin", "model-int8.xml"]
+    assert sorted(p.name for p in ir_dir.iterdir()) == names
+    stamps = {p.name: p.stat().st_mtime_ns for p in ir_dir.iterdir()}
+    load_backend(tiny_model_dir, "openvino-int8", "cpu", 1, tmp_path)
+    load_backend(tiny_model_dir, "openvino-fp32", "cpu", 1, tmp_path)
+    assert {p.name: p.stat().st_mtime_ns for p in ir_dir.iterdir()} == stamps
+
+
+def test_int8_calibration_reads_the_shipped_squad_es_pairs(tiny_model_dir: Path) -> None:
+    inputs = list(openvino_export.calibration_inputs(tiny_model_dir))
+    assert len(inputs) == 128
+    assert sorted(inputs[0]) == ["attention_mask", "input_ids", "token_type_ids"]
+    lengths = {x["input_ids"].shape for x in inputs}
+    assert {batch for batch, _ in lengths} == {1}
+    assert min(n for _, n in lengths) > 30  # question and context, not truncated to nothing
+    assert len(lengths) > 20  # real, varied lengths
+
+
 def test_auto_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_backend("auto", "cuda") == "torch-fp16"
     monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: True)
@@ -70,6 +129,10 @@ def test_auto_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_backend("onnx-int8", "cpu") == "onnx-int8"
     with pytest.raises(ValueError, match="CUDA"):
         resolve_backend("torch-fp16", "cpu")
+    with pytest.raises(ValueError, match="CPU only"):
+        resolve_backend("openvino-fp32", "cuda")
+    with pytest.raises(ValueError, match="native bf16"):
+        resolve_backend("openvino-bf16", "cpu")
 
 
 def test_cuda_request_without_cuda_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,4 @@
-"""Model backends: one forward pass over a padded batch of windows, in torch or ONNX Runtime.
+"""Model backends: one forward pass over a padded batch of windows: torch, ONNX Runtime, OpenVINO.
 
 Every backend takes int64 arrays (batch, seq) and returns float32 start/end logits (batch, seq).
 """
@@ -6,6 +6,7 @@ Every backend takes int64 arrays (batch, seq) and returns float32 start/end logi
 from __future__ import annotations
 
 import logging
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -16,7 +17,17 @@ from qa_api.inference import hardware
 
 logger = logging.getLogger(__name__)
 
-BackendName = Literal["auto", "torch-fp32", "torch-bf16", "torch-fp16", "onnx-fp32", "onnx-int8"]
+BackendName = Literal[
+    "auto",
+    "torch-fp32",
+    "torch-bf16",
+    "torch-fp16",
+    "onnx-fp32",
+    "onnx-int8",
+    "openvino-fp32",
+    "openvino-bf16",
+    "openvino-int8",
+]
 Logits = tuple[np.ndarray, np.ndarray]
 
 
@@ -37,7 +48,14 @@ def resolve_backend(requested: BackendName, device: str) -> BackendName:
     """
     if requested != "auto":
         if requested == "torch-fp16" and device != "cuda":
-            raise ValueError("torch-fp16 needs a CUDA device; use torch-bf16 or onnx-* on CPU")
+            raise ValueError("torch-fp16 needs a CUDA device; use openvino-* or torch-bf16 on CPU")
+        if requested.startswith("openvino-") and device != "cpu":
+            raise ValueError(f"{requested} runs on CPU only; use QA_DEVICE=cpu or torch-fp16")
+        if requested == "openvino-bf16" and not hardware.cpu_has_native_bf16():
+            raise ValueError(
+                "openvino-bf16 needs a CPU with native bf16 (avx512_bf16 or amx_bf16); "
+                "use openvino-fp32"
+            )
         return requested
     if device == "cuda":
         return "torch-fp16"
@@ -90,6 +108,38 @@ class TorchBackend:
             out.end_logits.float().cpu().numpy(),
         )
 
+    def forward_steps(
+        self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray
+    ) -> Generator[None, None, Logits]:
+        """`forward` one encoder layer per step, so a scheduler may pause it between layers.
+
+        BERT-family QA models only (`.bert` + `.qa_outputs`); others run in one step.
+        """
+        import torch
+
+        bert, head = getattr(self.model, "bert", None), getattr(self.model, "qa_outputs", None)
+        if bert is None or head is None:
+            yield
+            return self.forward(input_ids, attention_mask, token_type_ids)
+        from transformers.masking_utils import create_bidirectional_mask
+
+        def tensor(array: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(array).to(self.device, non_blocking=True)
+
+        # inference_mode per step: a mode held across a yield would leak into the caller's code.
+        with torch.inference_mode():
+            hidden = bert.embeddings(input_ids=tensor(input_ids), token_type_ids=tensor(token_type_ids))
+            mask = create_bidirectional_mask(
+                config=bert.config, inputs_embeds=hidden, attention_mask=tensor(attention_mask)
+            )
+        for layer in bert.encoder.layer:
+            yield
+            with torch.inference_mode():
+                hidden = layer(hidden, mask)
+        with torch.inference_mode():
+            start, end = head(hidden).split(1, dim=-1)
+        return start.squeeze(-1).float().cpu().numpy(), end.squeeze(-1).float().cpu().numpy()
+
 
 @dataclass
 class OnnxBackend:
@@ -128,10 +178,63 @@ class OnnxBackend:
         return start.astype(np.float32, copy=False), end.astype(np.float32, copy=False)
 
 
+@dataclass
+class OpenVinoBackend:
+    """An OpenVINO CPU model (IR converted once, dynamic shapes): fp32, bf16 or NNCF int8.
+
+    One stream and `threads` threads with the latency hint: the inference worker runs one batch
+    at a time, so all cores go to that batch. INFERENCE_PRECISION_HINT is set explicitly, since
+    OpenVINO computes in bf16 by default on CPUs that have it.
+    """
+
+    request: object  # openvino.InferRequest
+    name: str
+    device: str
+    dtype: str
+
+    @classmethod
+    def load(cls, ir_path: Path, name: str, threads: int) -> OpenVinoBackend:
+        import openvino as ov
+
+        compiled = ov.Core().compile_model(
+            str(ir_path),
+            "CPU",
+            {
+                "PERFORMANCE_HINT": "LATENCY",
+                "NUM_STREAMS": "1",
+                "INFERENCE_NUM_THREADS": str(threads),
+                "INFERENCE_PRECISION_HINT": "bf16" if name == "openvino-bf16" else "f32",
+            },
+        )
+        return cls(compiled.create_infer_request(), name, "cpu", name.removeprefix("openvino-"))
+
+    def forward(
+        self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray
+    ) -> Logits:
+        # share_inputs: OpenVINO reads the arrays in place; outputs are copied (the next call
+        # reuses the request's output buffers).
+        out = self.request.infer(  # type: ignore[attr-defined]
+            {
+                "input_ids": input_ids,
+                "attention_mask": attention_mask,
+                "token_type_ids": token_type_ids,
+            },
+            share_inputs=True,
+        )
+        return out["start_logits"], out["end_logits"]
+
+
 def load_backend(
     model_dir: Path, name: BackendName, device: str, threads: int, onnx_cache_dir: Path
 ) -> ModelBackend:
     """Load `model_dir` with the given (already resolved) backend name."""
+    if name.startswith("openvino-"):
+        from qa_api.inference.openvino_export import Precision, converted_model
+
+        precision: Precision = "int8" if name == "openvino-int8" else "fp32"  # bf16: at compile
+        return OpenVinoBackend.load(
+            converted_model(model_dir, precision, onnx_cache_dir), name, threads
+        )
     import torch
 
     torch.set_num_threads(threads)

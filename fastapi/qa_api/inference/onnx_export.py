@@ -1,59 +1,35 @@
 """Export a Hugging Face QA model to ONNX once, optimize it for BERT, optionally quantize to int8.
 
-Results are cached on disk under a key derived from the model files, so later starts only load.
-Writes go to a temporary folder renamed into place, so concurrent replicas never see half a file.
+Cached on disk under a key derived from the model files, so later starts only load; the export
+runs in a child process (see export_cache).
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import shutil
-import subprocess
-import sys
 import tempfile
+from importlib import metadata
 from pathlib import Path
+
+from qa_api.inference.export_cache import convert_once, model_key, traceable_model
 
 logger = logging.getLogger(__name__)
 
 OPSET = 17
-EXPORT_FORMAT_VERSION = "1"  # bump when the export recipe changes
-
-
-def cache_key(model_dir: Path) -> str:
-    """Stable key for the model files: resolved path plus name, size and mtime of each file."""
-    import onnxruntime
-    import torch
-
-    digest = hashlib.sha256(str(model_dir.resolve()).encode())
-    for path in sorted(p for p in model_dir.iterdir() if p.is_file()):
-        stat = path.stat()
-        digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    digest.update(f"{torch.__version__}:{onnxruntime.__version__}:{EXPORT_FORMAT_VERSION}".encode())
-    return digest.hexdigest()[:16]
+FORMAT_VERSION = "1"  # bump when the export recipe changes
 
 
 def exported_model(model_dir: Path, quantized: bool, cache_dir: Path) -> Path:
-    """Path of the cached ONNX model (fp32 or int8) for model_dir, exporting it if needed.
-
-    The export runs in a child process: it needs several GiB that the server should not keep.
-    """
-    target = _target(model_dir, quantized, cache_dir)
-    if target.exists():
-        logger.info("using cached ONNX model %s", target)
-        return target
-    command = [sys.executable, "-m", __name__, str(model_dir), str(cache_dir)]
-    done = subprocess.run(
-        [*command, "--int8"] if quantized else command, capture_output=True, text=True
-    )
-    if done.returncode != 0 or not target.exists():
-        raise RuntimeError(f"ONNX export failed: {done.stderr.strip()[-1000:]}")
-    return target
+    """Path of the cached ONNX model (fp32 or int8) for model_dir, exporting it if needed."""
+    args = [str(model_dir), str(cache_dir), *(["--int8"] if quantized else [])]
+    return convert_once(_target(model_dir, quantized, cache_dir), __name__, args, "ONNX")
 
 
 def _target(model_dir: Path, quantized: bool, cache_dir: Path) -> Path:
-    target_dir = cache_dir / f"{model_dir.name}-{cache_key(model_dir)}"
+    versions = [metadata.version(p) for p in ("torch", "transformers", "onnxruntime")]
+    target_dir = cache_dir / f"{model_dir.name}-{model_key(model_dir, *versions, FORMAT_VERSION)}"
     return target_dir / ("model-int8.onnx" if quantized else "model-fp32.onnx")
 
 
@@ -77,28 +53,12 @@ def export(model_dir: Path, quantized: bool, cache_dir: Path) -> Path:
 
 def _export_fp32(model_dir: Path, out: Path) -> None:
     import torch
-    from transformers import AutoModelForQuestionAnswering
 
-    logger.info("exporting %s to ONNX (once; cached afterwards)", model_dir)
-    model = AutoModelForQuestionAnswering.from_pretrained(model_dir, dtype=torch.float32).eval()
-
-    class Logits(torch.nn.Module):
-        """Plain-tuple outputs for the exporter."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, input_ids, attention_mask, token_type_ids):  # type: ignore[no-untyped-def]
-            out = self.model(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            )
-            return out.start_logits, out.end_logits
-
+    logger.info("exporting %s to ONNX", model_dir)
     dummy = torch.ones((1, 16), dtype=torch.int64)
     axes = {0: "batch", 1: "sequence"}
     torch.onnx.export(
-        Logits(),
+        traceable_model(model_dir),
         (dummy, dummy, torch.zeros_like(dummy)),
         str(out),
         input_names=["input_ids", "attention_mask", "token_type_ids"],
