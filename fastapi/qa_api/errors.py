@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+import sys
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,12 +16,22 @@ from qa_api.inference import errors as domain
 
 logger = logging.getLogger(__name__)
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
-class ApiError(Exception):
-    """An HTTP-level error raised by the web layer itself (auth, content type, ...)."""
+
+def safe_text(text: str) -> str:
+    """A client's text made fit to echo: a lone surrogate (valid JSON, not UTF-8) becomes U+FFFD."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
+class ApiError(StarletteHTTPException):
+    """An HTTP-level error raised by the web layer itself (auth, content type, limits...).
+
+    An HTTPException, so that the libraries which read the body for us let it through unchanged.
+    """
 
     def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
+        super().__init__(status, message)
         self.status, self.code, self.message = status, code, message
 
 
@@ -30,17 +42,27 @@ DOMAIN_STATUS: dict[type[domain.QAError], tuple[int, str]] = {
     domain.ModelNotReadyError: (503, "model_not_ready"),
     domain.OverloadedError: (503, "overloaded"),
     domain.InferenceTimeoutError: (504, "timeout"),
+    domain.ClientGoneError: (499, "client_closed_request"),  # nobody reads it; logs and metrics do
 }
+
+
+def domain_status(exc: domain.QAError) -> tuple[int, str]:
+    """HTTP status and code of a domain error (also used by the streaming route's error event)."""
+    return next(
+        (v for cls, v in DOMAIN_STATUS.items() if isinstance(exc, cls)), (500, "internal_error")
+    )
+
+
 HTTP_CODES = {
     400: "invalid_body",
     404: "not_found",
     405: "method_not_allowed",
     413: "payload_too_large",
 }
-MESSAGES = {
-    400: "The request body could not be parsed. Send valid UTF-8 JSON "
-    "(Content-Type: application/json), or form fields for /qas/.",
-}
+UNPARSEABLE = (
+    "The request body could not be parsed. Send valid UTF-8 JSON "
+    "(Content-Type: application/json), or form fields for /qas/."
+)
 
 
 def error_response(
@@ -52,30 +74,63 @@ def error_response(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
-        "error": message,
+        "error": safe_text(message),
         "code": code,
         "request_id": getattr(request.state, "request_id", None),
     }
     if details is not None:
-        body["details"] = details
+        body["details"] = [
+            {"loc": [safe_text(p) for p in d["loc"]], "msg": safe_text(d["msg"]), "type": d["type"]}
+            for d in details
+        ]
     return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _describe(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
-    details = [
-        {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type")}
-        for e in errors
-    ]
+    details = [_detail(e) for e in errors]
     parts = [f"{'.'.join(d['loc'][1:] or d['loc']) or 'body'}: {d['msg']}" for d in details[:5]]
     return "Invalid request. " + "; ".join(parts) + ".", details
+
+
+def _detail(error: dict[str, Any]) -> dict[str, Any]:
+    loc = [str(p) for p in error.get("loc", ())]
+    message = str(error.get("msg", "")).removeprefix("Value error, ")
+    if error.get("type") == "json_invalid":
+        reason = error.get("ctx", {}).get("error", "invalid JSON")
+        loc, message = ["body"], f"the body is not valid JSON ({reason} at character {loc[-1]})"
+    return {"loc": loc, "msg": message, "type": str(error.get("type"))}
+
+
+def unparseable_body(cause: BaseException | None) -> tuple[int, str, str]:
+    """Status, code and message for a body the JSON reader gave up on, naming the real reason."""
+    if isinstance(cause, RecursionError):
+        return (
+            413,
+            "payload_too_large",
+            "The JSON nests arrays or objects deeper than the parser allows (Python's recursion "
+            f"limit, {sys.getrecursionlimit()} levels). Send a flat JSON object.",
+        )
+    if isinstance(cause, ValueError) and "integer string conversion" in str(cause):
+        return (
+            413,
+            "payload_too_large",
+            f"A number in the JSON has more than {sys.get_int_max_str_digits()} digits, the "
+            "parser's limit. Send numbers in the ranges the API documents.",
+        )
+    if isinstance(cause, UnicodeDecodeError):
+        return (
+            400,
+            "invalid_body",
+            f"The body is not valid UTF-8 JSON: byte {cause.object[cause.start]:#04x} at position "
+            f"{cause.start} is not UTF-8. Send UTF-8 JSON (Content-Type: application/json).",
+        )
+    return 400, "invalid_body", UNPARSEABLE
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(domain.QAError)
     async def _domain(request: Request, exc: domain.QAError) -> JSONResponse:
-        status, code = next(
-            (v for cls, v in DOMAIN_STATUS.items() if isinstance(exc, cls)), (500, "internal_error")
-        )
+        status, code = domain_status(exc)
         headers = None
         if isinstance(exc, domain.OverloadedError):
             headers = {"Retry-After": str(exc.retry_after_s)}
@@ -92,10 +147,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = HTTP_CODES.get(exc.status_code, "http_error")
-        message = MESSAGES.get(exc.status_code, str(exc.detail))
         headers = dict(exc.headers) if exc.headers else None
-        return error_response(request, exc.status_code, code, message, headers=headers)
+        if exc.status_code == 400:
+            status, code, message = unparseable_body(exc.__cause__)
+        else:
+            status, code = exc.status_code, HTTP_CODES.get(exc.status_code, "http_error")
+            message = str(exc.detail)
+        return error_response(request, status, code, message, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

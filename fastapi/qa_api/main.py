@@ -11,12 +11,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
-from starlette.exceptions import HTTPException
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qa_api.api import health, legacy, models, qa
 from qa_api.config import Settings, get_settings
-from qa_api.errors import error_response, install_error_handlers
+from qa_api.errors import ApiError, error_response, install_error_handlers
 from qa_api.metrics import Metrics
 from qa_api.service import AnswerService
 
@@ -67,29 +67,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _install_middleware(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
-    # Added first = innermost: its error reaches the handlers directly, not through
-    # BaseHTTPMiddleware's task group (which would turn it into a generic 400).
+    # Added first = innermost: inside request_context, so its answers carry the request id.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
 
     @app.middleware("http")
     async def request_context(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        """Request id, body size limit, one log line and metrics per request (never the text)."""
+        """Request id, one log line and metrics per request (never the text)."""
         started = time.perf_counter()
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         request.state.request_id = request_id
-        size = int(request.headers.get("content-length") or 0)
-        if size > settings.max_body_bytes:
-            response: Response = error_response(
-                request,
-                413,
-                "payload_too_large",
-                f"The body has {size} bytes; the limit is {settings.max_body_bytes} "
-                "(QA_MAX_BODY_BYTES). Send a shorter text.",
-            )
-        else:
-            response = await call_next(request)
+        size = _content_length(request.headers) or 0
+        response = await call_next(request)
         elapsed = time.perf_counter() - started
         route = getattr(request.scope.get("route"), "path", "unmatched")
         metrics.requests.labels(request.method, route, str(response.status_code)).inc()
@@ -111,16 +101,50 @@ def _install_middleware(app: FastAPI, settings: Settings, metrics: Metrics) -> N
         )
 
 
+def _content_length(headers: Headers) -> int | None:
+    value = headers.get("content-length", "")
+    return int(value) if value.isdigit() else None
+
+
 class BodyLimitMiddleware:
-    """Stop reading a body once it passes the limit, Content-Length or not (chunked uploads)."""
+    """The one home of the request size limit (QA_MAX_BODY_BYTES) and of its 413 answers.
+
+    Texts travel in the body (JSON, urlencoded or multipart form) or in the query string (/qas/);
+    each is held to the limit: the query string and a declared Content-Length before the route
+    runs, and the body again while it streams in (a chunked upload declares no length).
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
+    def body_too_large(self) -> ApiError:
+        return ApiError(
+            413,
+            "payload_too_large",
+            f"The body is over {self.max_bytes} bytes, the limit (QA_MAX_BODY_BYTES). "
+            "Send a shorter text.",
+        )
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        query_bytes = len(scope.get("query_string", b""))
+        refused: ApiError | None = None
+        if query_bytes > self.max_bytes:
+            refused = ApiError(
+                413,
+                "payload_too_large",
+                f"The query string has {query_bytes} bytes; the limit is {self.max_bytes} "
+                "(QA_MAX_BODY_BYTES). Send long texts in the body instead.",
+            )
+        elif (_content_length(Headers(scope=scope)) or 0) > self.max_bytes:
+            refused = self.body_too_large()
+        if refused is not None:
+            request = Request(scope)
+            response = error_response(request, refused.status, refused.code, refused.message)
+            await response(scope, receive, send)
             return
         received = 0
 
@@ -130,11 +154,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise HTTPException(
-                        413,
-                        f"The body is over {self.max_bytes} bytes (QA_MAX_BODY_BYTES). "
-                        "Send a shorter text.",
-                    )
+                    raise self.body_too_large()
             return message
 
         await self.app(scope, limited_receive, send)

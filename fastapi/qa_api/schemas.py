@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import unicodedata
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.json_schema import JsonDict
 
 EXAMPLE_CONTEXT = (
@@ -13,6 +14,47 @@ EXAMPLE_CONTEXT = (
 )
 EXAMPLE_QUESTION = "¿Dónde nació Cervantes?"
 EXAMPLE: JsonDict = {"context": EXAMPLE_CONTEXT, "question": EXAMPLE_QUESTION}
+
+# Readable = a letter, digit, punctuation mark or symbol. Not readable: whitespace (Z*), control
+# and format characters (Cc, Cf: NUL, zero-width spaces, direction marks), lone surrogates (Cs),
+# unassigned and private-use code points, combining marks with no base (M*), and the few letters
+# and symbols that show nothing: Hangul fillers (Unicode default-ignorable), the braille blank, and
+# U+FFFD, which stands for bytes lost in decoding.
+READABLE_CATEGORIES = frozenset("LNPS")
+BLANK_CHARACTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800\ufffd")
+
+
+def has_readable_text(text: str) -> bool:
+    """The one rule for "has readable text", for every text field of every endpoint."""
+    return any(
+        unicodedata.category(ch)[0] in READABLE_CATEGORIES and ch not in BLANK_CHARACTERS
+        for ch in set(text)
+    )
+
+
+def _valid_unicode(value: object) -> object:
+    """JSON may escape half a UTF-16 pair (\\ud83d): that is not text, whatever the field."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"has a lone UTF-16 surrogate (U+{ord(value[exc.start]):04X}) at character "
+                f"{exc.start}; send valid Unicode (surrogates only come in pairs)"
+            ) from None
+    return value
+
+
+def _readable(value: str) -> str:
+    if not has_readable_text(value):
+        raise ValueError(
+            "has no readable text: only whitespace, control or invisible characters (zero-width "
+            "spaces, direction marks...); send text with letters or digits"
+        )
+    return value
+
+
+ReadableText = Annotated[str, BeforeValidator(_valid_unicode), AfterValidator(_readable)]
 
 
 class QAInput(BaseModel):
@@ -24,15 +66,8 @@ class QAInput(BaseModel):
         json_schema_extra={"examples": [EXAMPLE]},
     )
 
-    context: str = Field(min_length=1, description="Text that contains the answer.")
-    question: str = Field(min_length=1, description="Question about the context.")
-
-    @field_validator("context", "question")
-    @classmethod
-    def _has_text(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must contain text, not only whitespace")
-        return value
+    context: ReadableText = Field(min_length=1, description="Text that contains the answer.")
+    question: ReadableText = Field(min_length=1, description="Question about the context.")
 
 
 class QARequest(QAInput):
@@ -53,7 +88,9 @@ class QARequest(QAInput):
         },
     )
 
-    model: str | None = Field(None, description="Served model name; null = the default model.")
+    model: Annotated[str | None, BeforeValidator(_valid_unicode)] = Field(
+        None, description="Served model name; null = the default model."
+    )
     top_k: int = Field(1, ge=1, description="Number of answers (upper bound: QA_MAX_TOP_K).")
     max_answer_len: int | None = Field(None, ge=1, le=512, description="Max answer tokens.")
     max_seq_len: int | None = Field(None, ge=32, le=512, description="Tokens per window.")

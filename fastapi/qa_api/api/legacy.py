@@ -2,42 +2,58 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Query
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from qa_api.api.deps import Service, require_api_key
+from qa_api.api.forms import read_form
 from qa_api.api.responses import ERROR_RESPONSES
-from qa_api.errors import ApiError
-from qa_api.schemas import EXAMPLE_CONTEXT, EXAMPLE_QUESTION, QARequest
+from qa_api.schemas import EXAMPLE, EXAMPLE_CONTEXT, EXAMPLE_QUESTION, QARequest
 
 router = APIRouter(tags=["compatibility"], dependencies=[Depends(require_api_key)])
 
 Text = str | None
+FORM: dict[str, Any] = {
+    "type": "object",
+    "properties": {"context": {"type": "string"}, "question": {"type": "string"}},
+    "examples": [EXAMPLE],
+}
+# The form is read by api.forms (its limits answer 413), so the route documents it by hand.
+FORM_BODY = {
+    "requestBody": {
+        "required": False,
+        "content": {
+            "application/x-www-form-urlencoded": {"schema": FORM},
+            "multipart/form-data": {"schema": FORM},
+        },
+    }
+}
 
 
-@router.post("/qas/", summary="Answer text only (original demo API)", responses=ERROR_RESPONSES)
+@router.post(
+    "/qas/",
+    summary="Answer text only (original demo API)",
+    responses=ERROR_RESPONSES,
+    openapi_extra=FORM_BODY,
+)
 async def qas(
+    request: Request,
     service: Service,
     context: Annotated[Text, Query(examples=[EXAMPLE_CONTEXT])] = None,
     question: Annotated[Text, Query(examples=[EXAMPLE_QUESTION])] = None,
-    context_form: Annotated[Text, Form(alias="context")] = None,
-    question_form: Annotated[Text, Form(alias="question")] = None,
 ) -> str:
-    """`context` and `question` as query parameters or form fields; returns the answer text
-    (an empty string when the text has no answer)."""
+    """`context` and `question` as query parameters or form fields (urlencoded or multipart);
+    returns the answer text (an empty string when the text has no answer)."""
+    form = await read_form(request)
+    sent = {"context": form.get("context") or context, "question": form.get("question") or question}
     try:
-        request = QARequest.model_validate(
-            {"context": context_form or context, "question": question_form or question}
-        )
+        query = QARequest.model_validate({k: v for k, v in sent.items() if v is not None})
     except ValidationError as exc:
-        fields = ", ".join(str(e["loc"][0]) for e in exc.errors())
-        raise ApiError(
-            422,
-            "validation_error",
-            "Send non-empty 'context' and 'question' as query parameters or form fields "
-            f"(problem with: {fields}).",
+        raise RequestValidationError(
+            [{**e, "loc": ("form", *e["loc"])} for e in exc.errors()]
         ) from None
-    (response,) = await service.answer([request])
+    (response,) = await service.answer([query])
     return "" if response.no_answer or not response.answers else response.answers[0].answer
