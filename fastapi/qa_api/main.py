@@ -15,6 +15,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qa_api.api import health, legacy, models, qa
+from qa_api.api.docs import install_docs
 from qa_api.config import Settings, get_settings
 from qa_api.errors import ApiError, error_response, install_error_handlers
 from qa_api.metrics import Metrics
@@ -53,6 +54,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         version="1.0.0",
         lifespan=lifespan,
+        docs_url=None,  # install_docs serves both pages with local assets
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.models = registry
@@ -63,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _install_middleware(app, settings, metrics)
     for router in (qa.router, models.router, legacy.router, health.router):
         app.include_router(router)
+    install_docs(app)
     return app
 
 
