@@ -36,6 +36,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy fastapi/qa_api
 	$(BIN)/mypy streamlit
+	$(BIN)/mypy deploy/qa_stack
 
 # Unit, integration and browser tests (no Docker needed).
 test: setup lint

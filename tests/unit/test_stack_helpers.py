@@ -1,0 +1,171 @@
+"""deploy/qa_stack: the programs ./start.sh runs, run here the way start.sh runs them (as files)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from deploy.qa_stack import localenv, models, readiness
+from tests.processes import REPO, free_port
+
+HELPERS = REPO / "deploy" / "qa_stack"
+# Root reads anything; without these two capabilities it obeys file modes like any user.
+AS_ORDINARY_USER = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"]
+
+
+@pytest.mark.parametrize(
+    ("body", "ok", "expected"),
+    [
+        ({"status": "ready", "models": {"beto": "ready"}}, True, ("ready", "beto: ready")),
+        (
+            {
+                "status": "loading",
+                "models": {"a": "ready", "b": "loading"},
+                "reason": "models are loading",
+            },
+            False,
+            ("loading", "models are loading"),
+        ),
+        (
+            {"status": "loading", "models": {"a": "ready", "b": "loading"}},
+            False,
+            ("loading", "a: ready, b: loading"),
+        ),
+        (
+            {"status": "failed", "models": {"b": "failed"}, "reason": "b: OSError: gone"},
+            False,
+            ("failed", "b: OSError: gone"),
+        ),
+        ("ok", True, ("ready", "")),  # Streamlit's /_stcore/health
+        ("<html>Bad gateway</html>", False, ("unknown", "<html>Bad gateway</html>")),
+    ],
+)
+def test_readiness_reads_the_backends_answer(
+    body: object, ok: bool, expected: tuple[str, str]
+) -> None:
+    raw = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+    assert readiness.describe(raw, ok) == expected
+
+
+@pytest.fixture
+def health_server() -> Iterator[tuple[str, list[tuple[int, bytes]]]]:
+    """A real HTTP server answering each GET with the next (status, body) queued."""
+    answers: list[tuple[int, bytes]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status, body = answers.pop(0)
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/health/ready", answers
+    server.shutdown()
+
+
+def run_helper(
+    name: str, *args: str, env: dict[str, str] | None = None, prefix: list[str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """deploy/qa_stack/<name> run as start.sh runs it: a file, by a Python, nothing imported."""
+    return subprocess.run(
+        [*(prefix or []), sys.executable, str(HELPERS / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        cwd=REPO / "fastapi",
+        check=False,
+    )
+
+
+def test_readiness_prints_one_status_line_per_probe(
+    health_server: tuple[str, list[tuple[int, bytes]]],
+) -> None:
+    url, answers = health_server
+    failed = {"status": "failed", "models": {"b": "failed"}, "reason": "b: PermissionError:\nx"}
+    answers += [(503, json.dumps(failed).encode()), (200, b"ok")]
+    assert run_helper("readiness.py", url).stdout == "failed|b: PermissionError: x\n"
+    assert run_helper("readiness.py", url).stdout == "ready|\n"
+
+
+def test_readiness_of_a_server_not_up_yet() -> None:
+    out = run_helper("readiness.py", f"http://127.0.0.1:{free_port()}/health/ready").stdout
+    assert out == "starting|the server is not answering yet (URLError)\n"
+
+
+def test_localenv_accepts_this_python_and_finds_the_runtime_packages() -> None:
+    assert run_helper("localenv.py", "version").returncode == 0
+    assert localenv.missing_packages() == []
+    assert run_helper("localenv.py", "nonsense").returncode == 2
+
+
+def test_only_local_directories_are_local_models() -> None:
+    assert models.local_sources(
+        {"hub": "mrm8488/bert", "abs": "/models/beto", "rel": "./m", "home": "~/m"}
+    ) == {"abs": "/models/beto", "rel": "./m", "home": "~/m"}
+
+
+@pytest.fixture
+def shared_models(tiny_model_dir: Path, tmp_path: Path) -> Path:
+    """models/beto as save_pretrained wrote it (model.safetensors 0600)."""
+    root = tmp_path / "models"
+    root.mkdir()
+    shutil.copytree(tiny_model_dir, root / "beto")
+    return root
+
+
+def hide_weights(weights: Path) -> list[str]:
+    """Make a 0600 file unreadable to the helper as it is to the container's uid; its prefix."""
+    if os.getuid() == 0:
+        os.chown(weights, 65534, 65534)
+        return AS_ORDINARY_USER
+    weights.chmod(0)  # one's own 0600 file stays readable
+    return []
+
+
+def test_check_readable_names_the_file_and_prints_the_one_fix(shared_models: Path) -> None:
+    weights = shared_models / "beto" / "model.safetensors"
+    prefix = hide_weights(weights)
+    env = {"QA_MODELS": json.dumps({"beto": str(shared_models / "beto"), "hub": "org/model"})}
+    result = run_helper("models.py", "check-readable", "/home/me/qa/models", env=env, prefix=prefix)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.splitlines() == [
+        f"the backend (uid {os.getuid()}) cannot read the model files in "
+        f"MODELS_DIR=/home/me/qa/models, mounted at /models: beto: permission denied: {weights}",
+        "make them readable: chmod -R a+rX /home/me/qa/models",
+        "(save_pretrained writes model.safetensors with mode 0600, readable by you alone)",
+    ]
+
+    subprocess.run(["chmod", "-R", "a+rX", str(shared_models)], check=True)
+    if not prefix:
+        weights.chmod(0o644)
+    fixed = run_helper("models.py", "check-readable", "/x", env=env, prefix=prefix)
+    assert (fixed.returncode, fixed.stdout) == (0, "")
+
+
+def test_a_missing_model_directory_is_left_to_the_backend(tmp_path: Path) -> None:
+    env = {"QA_MODELS": json.dumps({"gone": str(tmp_path / "nothing")})}
+    result = run_helper("models.py", "check-readable", "/x", env=env)
+    assert (result.returncode, result.stdout) == (0, "")
+
+
+def test_download_skips_local_directories(shared_models: Path) -> None:
+    env = {"QA_MODELS": json.dumps({"beto": str(shared_models / "beto")}), "HF_HUB_OFFLINE": "1"}
+    result = run_helper("models.py", "download", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"beto: local directory {shared_models / 'beto'}, nothing to download\n"
