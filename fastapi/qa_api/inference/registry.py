@@ -67,17 +67,20 @@ def fetch_model_files(source: str) -> tuple[Path, str]:
     return path, path.name
 
 
+def unreadable_files(model_dir: Path) -> list[Path]:
+    """The directory itself when this process may not list it, else its files it may not read."""
+    if not os.access(model_dir, os.R_OK | os.X_OK):
+        return [model_dir]
+    return sorted(p for p in model_dir.iterdir() if p.is_file() and not os.access(p, os.R_OK))
+
+
 def check_readable(model_dir: Path) -> None:
     """Name the unreadable file, this process's uid and the fix before transformers opens any.
 
     transformers reports a file it may not read as "No such file or directory" (EACCES is lost),
     and `save_pretrained` writes model.safetensors with mode 0600.
     """
-    if os.access(model_dir, os.R_OK | os.X_OK):
-        files = sorted(p for p in model_dir.iterdir() if p.is_file())
-        denied = [p for p in files if not os.access(p, os.R_OK)]
-    else:
-        denied = [model_dir]
+    denied = unreadable_files(model_dir)
     if denied:
         more = f" (and {len(denied) - 1} more)" if len(denied) > 1 else ""
         raise PermissionError(
