@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -56,6 +57,21 @@ def make_client(tiny_model_dir: Path, tmp_path: Path) -> Iterator[MakeClient]:
 @pytest.fixture
 def client(make_client: MakeClient) -> TestClient:
     return make_client(max_context_chars=2000, max_question_chars=200)
+
+
+@pytest.fixture(scope="module")
+def shared_client(
+    tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestClient]:
+    """One app for the many cheap requests of the input-rule tables (each app loads the model)."""
+    settings = Settings(
+        models={"tiny": str(tiny_model_dir)},
+        backend="torch-fp32",
+        onnx_cache_dir=tmp_path_factory.mktemp("onnx"),
+    )
+    with TestClient(create_app(settings)) as client:
+        wait_ready(client)
+        yield client
 
 
 def assert_error(response: Any, status: int, code: str, *words: str) -> dict[str, Any]:
@@ -341,3 +357,116 @@ def test_models_side_by_side_share_one_inference_thread(
             a["start"] for a in alone[name]["answers"]
         ]
         assert result["timings"]["inference_ms"] > 0
+
+
+# Texts with nothing to read: one rule (schemas.has_readable_text) for every text field.
+INVISIBLE = {
+    "zero-width-spaces": "\u200b\u200b",
+    "bom-word-joiner": "\ufeff\u2060",
+    "direction-marks": "\u200f\u202e\u2067",
+    "nul-and-controls": "\x00\x07\x1b\x7f",
+    "unicode-whitespace": " \u3000\n\t\u2028",
+    "combining-accents-alone": "\u0301\u0308",
+    "hangul-filler": "\u3164\u115f",
+    "replacement-char": "\ufffd",
+}
+
+
+def _send(client: TestClient, endpoint: str, fields: dict[str, str]) -> Any:
+    """POST fields to one of the endpoints that take a context and a question."""
+    if endpoint == "qa":
+        return client.post("/v1/qa", json=fields)
+    if endpoint == "batch":
+        return client.post("/v1/qa/batch", json={"requests": [fields]})
+    if endpoint == "predict":
+        return client.post("/v1/models/tiny:predict", json={"instances": [fields]})
+    if endpoint == "qas-query":
+        return client.post("/qas/", params=fields)
+    if endpoint == "qas-urlencoded":
+        return client.post("/qas/", data=fields)
+    assert endpoint == "qas-multipart"
+    return client.post("/qas/", files={k: (None, v) for k, v in fields.items()})
+
+
+ENDPOINTS = ["qa", "batch", "predict", "qas-query", "qas-urlencoded", "qas-multipart"]
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+@pytest.mark.parametrize("field", ["context", "question"])
+@pytest.mark.parametrize("text", INVISIBLE.values(), ids=INVISIBLE.keys())
+def test_text_without_anything_to_read_is_refused_everywhere(
+    shared_client: TestClient, endpoint: str, field: str, text: str
+) -> None:
+    fields = {"context": CONTEXT, "question": QUESTION, field: text}
+    body = assert_error(
+        _send(shared_client, endpoint, fields), 422, "validation_error", field, "readable"
+    )
+    assert "Traceback" not in body["error"]
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_invisible_characters_around_readable_text_are_fine(
+    shared_client: TestClient, endpoint: str
+) -> None:
+    fields = {"context": "\u200f" + CONTEXT + "\u200b", "question": "\u200b¿Dónde\u0301?\ufeff"}
+    response = _send(shared_client, endpoint, fields)
+    assert response.status_code == 200, response.text
+
+
+def test_max_seq_len_alone_brings_the_pipeline_stride(shared_client: TestClient) -> None:
+    """The transformers pipeline's rule: doc_stride = min(max_seq_len // 2, 128) when unset."""
+    context = " ".join([CONTEXT] * 20)
+
+    def ask(**options: int) -> Any:
+        return shared_client.post(
+            "/v1/qa", json={"context": context, "question": QUESTION, **options}
+        )
+
+    implicit = ask(max_seq_len=128)  # the reported case: 422 while the stride stayed 128
+    assert implicit.status_code == 200, implicit.text
+    explicit = ask(max_seq_len=128, doc_stride=64)
+    assert explicit.status_code == 200, explicit.text
+    assert implicit.json()["num_windows"] == explicit.json()["num_windows"] > 1
+    assert implicit.json()["answers"] == explicit.json()["answers"]
+    assert ask(max_seq_len=256).json()["num_windows"] == ask(max_seq_len=256, doc_stride=128).json()["num_windows"]  # fmt: skip
+    # An explicit doc_stride is still checked against the window.
+    assert_error(ask(max_seq_len=128, doc_stride=128), 422, "validation_error", "doc_stride")
+
+
+def test_settings_without_doc_stride_follow_the_same_rule(make_client: MakeClient) -> None:
+    client = make_client(max_seq_len=192)  # a fixed stride of 128 would not fit here
+    assert client.get("/v1/models/tiny").json()["limits"]["doc_stride"] == 96
+    with pytest.raises(ValueError, match="QA_DOC_STRIDE"):
+        Settings(max_seq_len=192, doc_stride=128)
+
+
+def test_lone_surrogates_are_a_4xx_that_names_the_field(shared_client: TestClient) -> None:
+    """Valid JSON may escape half a UTF-16 pair; it is not text and must never cost a 500."""
+    headers = {"Content-Type": "application/json"}
+    for field in ("model", "context", "question"):
+        raw = json.dumps({"context": "Hola.", "question": "¿Qué?", field: "ab\ud83dcd"})
+        assert "\\ud83d" in raw  # JSON's escape: the body is valid UTF-8 JSON
+        response = shared_client.post("/v1/qa", content=raw.encode(), headers=headers)
+        assert_error(response, 422, "validation_error", field, "surrogate")
+    unknown_key = shared_client.post("/v1/qa", content=b'{"\\udc00": 1}', headers=headers)
+    assert_error(unknown_key, 422, "validation_error")
+    # Undecodable bytes in a path come back as U+FFFD, never as a surrogate.
+    assert_error(shared_client.get("/v1/models/%ED%A0%BD"), 404, "model_not_found", "\ufffd")
+
+
+def test_error_messages_echo_only_safe_text() -> None:
+    from starlette.requests import Request
+
+    from qa_api.errors import error_response, safe_text
+
+    assert safe_text("a\ud83db\udc00") == "a\ufffdb\ufffd"
+    assert safe_text("😀 ñ") == "😀 ñ"
+    request = Request({"type": "http", "state": {"request_id": "r-1"}})
+    response = error_response(
+        request, 404, "model_not_found", "Unknown model '\ud83d'.",
+        details=[{"loc": ["body", "\udc00"], "msg": "x\ud800", "type": "t"}],
+    )  # fmt: skip
+    assert response.body.decode("utf-8") == (
+        '{"error":"Unknown model \'\ufffd\'.","code":"model_not_found","request_id":"r-1",'
+        '"details":[{"loc":["body","\ufffd"],"msg":"x\ufffd","type":"t"}]}'
+    )
