@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     # Decoding defaults (a request may override the first five)
     max_seq_len: int = Field(384, ge=32, le=512)
     doc_stride: PositiveInt | None = Field(
-        None, description="Tokens shared by consecutive windows; unset = min(max_seq_len // 2, 128)."
+        None, description="Tokens shared by consecutive windows; unset: min(max_seq_len // 2, 128)"
     )
     max_answer_len: int = Field(30, ge=1, le=512)
     handle_impossible_answer: bool = True
@@ -83,8 +83,9 @@ class Settings(BaseSettings):
                 f"QA_MODELS ({list(self.models)})"
             )
         # The longest question a request may send must leave room for the windows' overlap.
+        longest = self.max_question_len
         try:
-            check_window_fits(self.max_question_len, self.decoding_defaults(), self.max_question_len)
+            check_window_fits(longest, self.decoding_defaults(), longest)
         except InvalidInputError as exc:
             raise ValueError(
                 f"QA_DOC_STRIDE, QA_MAX_SEQ_LEN and QA_MAX_QUESTION_LEN do not fit: {exc.message}"
