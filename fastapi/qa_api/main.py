@@ -14,7 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from qa_api.api import health, legacy, models, qa
+from qa_api.api import health, legacy, models, qa, stream
 from qa_api.api.docs import install_docs
 from qa_api.config import Settings, get_settings
 from qa_api.errors import ApiError, error_response, install_error_handlers
@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_error_handlers(app)
     _install_middleware(app, settings, metrics)
-    for router in (qa.router, models.router, legacy.router, health.router):
+    for router in (qa.router, stream.router, models.router, legacy.router, health.router):
         app.include_router(router)
     install_docs(app)
     return app

@@ -193,3 +193,14 @@ class Readiness(BaseModel):
     status: Literal["ready", "loading", "failed"]
     models: dict[str, str]
     reason: str | None = None
+
+
+class ProgressEvent(BaseModel):
+    """`POST /v1/qa/stream`'s `progress` event: the request's windows computed so far."""
+
+    windows_done: int
+    windows_total: int
+    elapsed_s: float
+    remaining_s: float | None = Field(
+        description="Estimated seconds to go at this server's measured speed; null until known."
+    )

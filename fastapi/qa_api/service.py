@@ -1,23 +1,37 @@
-"""Answering requests: checks limits, resolves options, awaits the runtime with a timeout.
+"""Answering requests: checks limits, resolves options, awaits the scheduler within the deadline.
 
-This is the async bridge between the routes and the thread-based runtime; it knows no HTTP.
+This is the async bridge between the routes and the thread-based scheduler; it knows no HTTP.
+Whatever ends the wait early (the timeout, the caller gone, an error) cancels the submission,
+so the windows not computed yet are dropped before the next batch step.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import asdict
+from typing import Any, TypeVar
 
 from qa_api.config import Settings
-from qa_api.inference.errors import InferenceTimeoutError, InputTooLargeError, InvalidInputError
+from qa_api.inference.errors import (
+    ClientGoneError,
+    InferenceTimeoutError,
+    InputTooLargeError,
+    InvalidInputError,
+)
 from qa_api.inference.registry import ModelRegistry
+from qa_api.inference.scheduler import Progress, Submission
 from qa_api.inference.types import QAOptions, QAQuery, QAResult, resolve_doc_stride
 from qa_api.metrics import Metrics
 from qa_api.schemas import AnswerOut, QARequest, QAResponse, TimingsOut
 
 logger = logging.getLogger(__name__)
+
+# Resolves when the caller has gone (the route's view of a client disconnect).
+Gone = Callable[[], Awaitable[object]]
+T = TypeVar("T")
 
 
 class AnswerService:
@@ -26,9 +40,12 @@ class AnswerService:
         self.models = models
         self.metrics = metrics
 
-    async def answer(self, requests: Sequence[QARequest]) -> list[QAResponse]:
+    async def answer(
+        self, requests: Sequence[QARequest], gone: Gone | None = None
+    ) -> list[QAResponse]:
         """Answer all requests (in order); they are queued together so they batch together."""
         s = self.settings
+        deadline = time.perf_counter() + s.request_timeout_s
         if len(requests) > s.max_batch_items:
             raise InputTooLargeError(
                 f"{len(requests)} items in one call; the limit is {s.max_batch_items} "
@@ -38,31 +55,92 @@ class AnswerService:
         by_model: dict[str, list[int]] = {}
         for i, (name, _) in enumerate(resolved):
             by_model.setdefault(name, []).append(i)
+        submissions: list[Submission] = []
         futures: dict[int, asyncio.Future[QAResult]] = {}
         try:
             for name, indices in by_model.items():
                 _, runtime = self.models.runtime(name)
-                submitted = runtime.submit([resolved[i][1] for i in indices])
-                futures.update(zip(indices, map(asyncio.wrap_future, submitted), strict=True))
-        except Exception:
-            for future in futures.values():  # all or nothing
-                future.cancel()
-            raise
-        ordered = [futures[i] for i in range(len(requests))]
-        try:
-            results = await asyncio.wait_for(asyncio.gather(*ordered), s.request_timeout_s)
-        except TimeoutError:
-            for future in ordered:
-                future.cancel()
-            raise InferenceTimeoutError(
-                f"No answer within {s.request_timeout_s:g} s (QA_REQUEST_TIMEOUT_S). "
-                "Send a shorter context or retry when the server is less busy."
-            ) from None
+                submission = runtime.submit([resolved[i][1] for i in indices], s.request_timeout_s)
+                submissions.append(submission)
+                futures.update(
+                    zip(indices, map(asyncio.wrap_future, submission.results), strict=True)
+                )
+            ordered = asyncio.gather(*(futures[i] for i in range(len(requests))))
+            results = await self._until(ordered, deadline, gone)
+        finally:
+            for submission in submissions:  # all or nothing; a no-op for what is answered
+                submission.cancel()
         responses = []
         for (name, _), result in zip(resolved, results, strict=True):
             self.metrics.on_answer(name, result.no_answer)
             responses.append(_to_response(name, result))
         return responses
+
+    async def stream(
+        self, request: QARequest, gone: Gone | None = None
+    ) -> AsyncIterator[Progress | QAResponse]:
+        """Progress while the windows are computed, then the response.
+
+        The first item comes once the request is tokenized and admitted, so the errors that
+        refuse a request (size, windowing, the deadline estimate) are raised before it.
+        """
+        deadline = time.perf_counter() + self.settings.request_timeout_s
+        name, query = self._query(request)
+        _, runtime = self.models.runtime(name)
+        loop = asyncio.get_running_loop()
+        updates: asyncio.Queue[Progress] = asyncio.Queue()
+
+        def on_progress(progress: Progress) -> None:  # on the scheduler's threads
+            loop.call_soon_threadsafe(updates.put_nowait, progress)
+
+        submission = runtime.submit([query], self.settings.request_timeout_s, on_progress)
+        try:
+            await self._until(asyncio.wrap_future(submission.accepted), deadline, gone)
+            yield submission.progress()  # admitted: the window count is known
+            result = asyncio.wrap_future(submission.results[0])
+            while True:
+                update = asyncio.ensure_future(updates.get())
+                either: set[asyncio.Future[Any]] = {result, update}
+                try:
+                    both = asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+                    await self._until(both, deadline, gone)
+                finally:
+                    update.cancel()
+                if result.done():
+                    break
+                latest = update.result()
+                while not updates.empty():  # a slow reader gets the latest, not a backlog
+                    latest = updates.get_nowait()
+                yield latest
+            answered = result.result()
+        finally:
+            submission.cancel()
+        self.metrics.on_answer(name, answered.no_answer)
+        yield _to_response(name, answered)
+
+    async def _until(self, work: Awaitable[T], deadline: float, gone: Gone | None) -> T:
+        """Await `work` until the deadline or until the caller is gone, whichever comes first."""
+        task = asyncio.ensure_future(work)
+        watcher = asyncio.ensure_future(gone()) if gone is not None else None
+        waiting = {task} if watcher is None else {task, watcher}
+        finished = False
+        try:
+            left = max(0.0, deadline - time.perf_counter())
+            await asyncio.wait(waiting, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            finished = task.done()
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+            if not task.done():
+                task.cancel()
+        if finished:
+            return task.result()
+        if watcher is not None and watcher.done() and not watcher.cancelled():
+            raise ClientGoneError("The client closed the connection; its work was dropped.")
+        raise InferenceTimeoutError(
+            f"No answer within {self.settings.request_timeout_s:g} s (QA_REQUEST_TIMEOUT_S). "
+            "Send a shorter context or retry when the server is less busy."
+        )
 
     def _query(self, request: QARequest) -> tuple[str, QAQuery]:
         """The served model's name and the runtime query, after the size and range checks."""

@@ -1,154 +1,284 @@
-"""The runtime's queue: batching, bounded capacity, cancelled jobs, draining on close."""
+"""The scheduler around the pipeline: window batches, fairness, cancellation, deadlines, draining.
+
+The real tiny model runs every forward pass; test backends wrap it to gate, slow down or record
+the passes. Assertions are on order and counts, never on durations.
+"""
 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
-from qa_api.inference.backends import TorchBackend
-from qa_api.inference.errors import InvalidInputError, OverloadedError
-from qa_api.inference.runtime import BatchingConfig, InferenceWorker, QARuntime
+from qa_api.inference import pipeline as pipeline_module
+from qa_api.inference.backends import Logits, TorchBackend
+from qa_api.inference.errors import (
+    InferenceTimeoutError,
+    InputTooLargeError,
+    InvalidInputError,
+    OverloadedError,
+)
+from qa_api.inference.pipeline import Pipeline
+from qa_api.inference.runtime import QARuntime
+from qa_api.inference.scheduler import Policy, Scheduler, SchedulerConfig
 from qa_api.inference.types import QAOptions, QAQuery
 
 QUERY = QAQuery("¿Dónde nace el Ebro?", "El río Ebro nace en Fontibre, en Cantabria.")
+WINDOWED = QAOptions(max_seq_len=48, doc_stride=8)  # short windows: many of them per text
+SENTENCE = "Miguel de Cervantes escribió la obra número {i} en Alcalá de Henares. "
 
 
-class ThreadRecordingBackend:
-    """The real tiny model, noting which thread runs each forward pass."""
+def long_query(sentences: int) -> QAQuery:
+    context = "".join(SENTENCE.format(i=i) for i in range(sentences))
+    return QAQuery("¿Dónde escribió Cervantes?", context, WINDOWED)
 
-    def __init__(self, inner: TorchBackend) -> None:
+
+def short_query() -> QAQuery:
+    return QAQuery("¿Dónde nace?", "El río Ebro nace en Fontibre.", WINDOWED)
+
+
+def config(policy: Policy = "shortest_first", **overrides: Any) -> SchedulerConfig:
+    values: dict[str, Any] = {"max_batch_size": 4, "max_batch_wait_ms": 0.0, "queue_size": 64}
+    return SchedulerConfig(**{**values, **overrides, "policy": policy})
+
+
+class RecordingBackend:
+    """The real tiny model; each pass may wait at a gate and sleep, and is recorded with a tag."""
+
+    def __init__(self, inner: TorchBackend, delay_s: float = 0.0) -> None:
         self.inner = inner
         self.name, self.device, self.dtype = inner.name, inner.device, inner.dtype
+        self.delay_s = delay_s
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+        self.shapes: list[tuple[int, ...]] = []
+        self.rows: list[list[int]] = []  # the question's tokens set each row's texts apart
         self.threads: set[int] = set()
 
     def forward(
         self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray
-    ):  # type: ignore[no-untyped-def]
-        self.threads.add(threading.get_ident())
-        return self.inner.forward(input_ids, attention_mask, token_type_ids)
-
-
-class GatedBackend:
-    """The real tiny model behind a gate, so a test decides when forward passes may run."""
-
-    def __init__(self, inner: TorchBackend) -> None:
-        self.inner = inner
-        self.name, self.device, self.dtype = inner.name, inner.device, inner.dtype
-        self.gate = threading.Event()
-        self.entered = threading.Event()
-        self.batches: list[tuple[int, int]] = []
-
-    def forward(
-        self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray
-    ):  # type: ignore[no-untyped-def]
+    ) -> Logits:
         self.entered.set()
         self.gate.wait(10)
-        self.batches.append(input_ids.shape)
+        self.threads.add(threading.get_ident())
+        self.shapes.append(input_ids.shape)
+        self.rows.append([hash(tuple(row[1:4].tolist())) for row in input_ids])
+        time.sleep(self.delay_s)
         return self.inner.forward(input_ids, attention_mask, token_type_ids)
 
 
 @pytest.fixture
-def gated(tiny_model_dir: Path):  # type: ignore[no-untyped-def]
-    backend = GatedBackend(TorchBackend.load(tiny_model_dir, "torch-fp32", "cpu"))
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    runtimes: list[QARuntime] = []
+def tokenizer(tiny_model_dir: Path) -> Any:
+    return AutoTokenizer.from_pretrained(tiny_model_dir)
 
-    def make(**batching: int) -> QARuntime:
-        runtime = QARuntime("tiny", tokenizer, backend, 64, BatchingConfig(**batching))
-        runtimes.append(runtime)
-        return runtime
 
-    yield backend, make
-    backend.gate.set()
-    for runtime in runtimes:
+@pytest.fixture
+def make(tiny_model_dir: Path, tokenizer: Any) -> Iterator[Callable[..., tuple[QARuntime, Any]]]:
+    """Factory: a runtime with its own scheduler over a RecordingBackend; closed after the test."""
+    made: list[tuple[QARuntime, RecordingBackend]] = []
+
+    def build(delay_s: float = 0.0, **overrides: Any) -> tuple[QARuntime, RecordingBackend]:
+        backend = RecordingBackend(TorchBackend.load(tiny_model_dir, "torch-fp32", "cpu"), delay_s)
+        runtime = QARuntime.alone(tokenizer, backend, config(**overrides), name="tiny")
+        made.append((runtime, backend))
+        return runtime, backend
+
+    yield build
+    for runtime, backend in made:
+        backend.gate.set()
         runtime.close(5)
 
 
-def test_queued_requests_are_batched_by_similar_length(gated) -> None:  # type: ignore[no-untyped-def]
-    backend, make = gated
-    runtime = make(max_batch_size=8, queue_size=16)
-    first = runtime.submit([QUERY])  # occupies the worker at the gate
+def test_windows_of_queued_requests_are_batched_by_similar_length(make: Any) -> None:
+    runtime, backend = make(max_batch_size=8)
+    backend.gate.clear()
+    first = runtime.submit([QUERY], 60)  # occupies the inference thread at the gate
     assert backend.entered.wait(5)
     short = [QAQuery("¿Qué?", "Hola.") for _ in range(3)]
-    long_context = "El río Ebro nace en Fontibre. " * 20
-    long = [QAQuery("¿Dónde?", long_context) for _ in range(3)]
-    futures = runtime.submit(short + long)
+    long = [QAQuery("¿Dónde?", "El río Ebro nace en Fontibre. " * 20) for _ in range(3)]
+    later = runtime.submit(short + long, 60)
+    time.sleep(0.2)  # let the tokenizer thread admit them before the gate opens
     backend.gate.set()
-    results = [f.result(10) for f in first + futures]
+    results = [f.result(10) for f in first.results + later.results]
     assert all(r.num_windows == 1 for r in results)
-    # after the first request: one batch of the 3 long windows and one of the 3 short ones,
-    # each padded only to its own length
-    assert backend.batches[1:] == [(3, backend.batches[1][1]), (3, backend.batches[2][1])]
-    assert backend.batches[1][1] > 3 * backend.batches[2][1]
+    # after the first request: the 3 short windows together (fewest windows left, oldest first),
+    # then the 3 long ones, each batch padded only to its own length
+    assert [shape[0] for shape in backend.shapes[1:]] == [3, 3]
+    assert backend.shapes[2][1] > 3 * backend.shapes[1][1]
 
 
-def test_full_queue_refuses_at_once(gated) -> None:  # type: ignore[no-untyped-def]
-    backend, make = gated
-    runtime = make(queue_size=2, max_batch_size=1)
-    runtime.submit([QUERY])
+def test_a_short_request_overtakes_a_long_one_between_its_batches(make: Any) -> None:
+    """Shortest first: the short question is answered while most of the document is left."""
+    runtime, backend = make(delay_s=0.05, max_batch_size=2)
+    long = runtime.submit([long_query(60)], 120)
+    total = long.accepted.result(10)
+    assert total > 20
+    while len(backend.shapes) < 2:  # the document is running
+        time.sleep(0.01)
+    short = runtime.submit([short_query()], 120)
+    result = short.results[0].result(30)
+    done_when_short_answered = long.progress().done
+    assert result.num_windows == 1
+    assert done_when_short_answered < total / 2, (done_when_short_answered, total)
+    assert long.results[0].result(60).num_windows == total
+
+
+def test_round_robin_alternates_between_requests(make: Any) -> None:
+    runtime, backend = make(policy="round_robin", delay_s=0.02, max_batch_size=1)
+    first, second = long_query(20), long_query(20)
+    second = QAQuery("¿Quién escribió?", second.context, WINDOWED)  # another question
+    backend.gate.clear()
+    a = runtime.submit([first], 120)
+    b = runtime.submit([second], 120)
+    a.accepted.result(10), b.accepted.result(10)
+    backend.gate.set()
+    a.results[0].result(60), b.results[0].result(60)
+    tags = [rows[0] for rows in backend.rows]
+    switches = sum(x != y for x, y in zip(tags, tags[1:], strict=False))
+    assert switches > len(tags) / 2, tags  # taking turns, not one after the other
+
+
+def test_cancelled_request_windows_are_dropped_before_the_next_batch(make: Any) -> None:
+    runtime, backend = make(delay_s=0.02, max_batch_size=2)
+    backend.gate.clear()
+    doomed = runtime.submit([long_query(60)], 120)
+    total = doomed.accepted.result(10)
     assert backend.entered.wait(5)
-    runtime.submit([QUERY, QUERY])  # fills the queue
+    doomed.cancel()  # the caller is gone while the first batch is at the gate
+    backend.gate.set()
+    kept = runtime.submit([QUERY], 60)
+    assert kept.results[0].result(10).answers
+    with pytest.raises(CancelledError):
+        doomed.results[0].result(0)
+    # the batch already in the model, then the next request: nothing else of the document
+    assert len(backend.shapes) == 2, (len(backend.shapes), total)
+
+
+def test_deadline_passed_drops_the_rest_and_says_timeout(make: Any) -> None:
+    runtime, backend = make(delay_s=0.3, max_batch_size=1)
+    submission = runtime.submit([long_query(40)], 0.5)  # no speed measured: not refused
+    with pytest.raises(InferenceTimeoutError, match="QA_REQUEST_TIMEOUT_S"):
+        submission.results[0].result(30)
+    passes = len(backend.shapes)
+    time.sleep(1.0)
+    assert len(backend.shapes) <= passes + 1  # at most the pass that was running
+    assert passes < submission.accepted.result(0)
+
+
+def test_work_longer_than_the_timeout_is_refused_before_any_compute(make: Any) -> None:
+    runtime, backend = make(delay_s=0.05, max_batch_size=1)
+    runtime.warm_up_shapes(48)  # measures the slowed speed: ~20 windows per second at most
+    warm_passes = len(backend.shapes)
+    submission = runtime.submit([long_query(200)], 2.0)
+    with pytest.raises(InputTooLargeError) as refused:
+        submission.accepted.result(10)
+    message = refused.value.message
+    assert "windows" in message and "QA_REQUEST_TIMEOUT_S" in message
+    assert "shorter text" in message and "passages" in message
+    with pytest.raises(InputTooLargeError):
+        submission.results[0].result(0)
+    assert len(backend.shapes) == warm_passes  # nothing ran for it
+    # what fits is still answered
+    assert runtime.answer(short_query(), timeout=30).num_windows == 1
+
+
+def test_full_queue_refuses_at_once(make: Any) -> None:
+    runtime, backend = make(queue_size=2, max_batch_size=1)
+    backend.gate.clear()
+    runtime.submit([QUERY], 60)
+    assert backend.entered.wait(5)
+    runtime.submit([QUERY], 60)  # fills the queue
     with pytest.raises(OverloadedError, match="capacity"):
-        runtime.submit([QUERY])
+        runtime.submit([QUERY], 60)
     assert runtime.queue_depth == 2
 
 
-def test_cancelled_jobs_are_skipped(gated) -> None:  # type: ignore[no-untyped-def]
-    backend, make = gated
-    runtime = make(max_batch_size=1)
-    runtime.submit([QUERY])
-    assert backend.entered.wait(5)
-    (abandoned,) = runtime.submit([QUERY])
-    assert abandoned.cancel()
-    (kept,) = runtime.submit([QUERY])
-    backend.gate.set()
-    assert kept.result(10).answers
-    with pytest.raises(CancelledError):
-        abandoned.result(0)
-    assert len(backend.batches) == 2
-
-
-def test_close_drains_queued_requests_then_refuses(gated) -> None:  # type: ignore[no-untyped-def]
-    backend, make = gated
-    runtime = make(max_batch_size=1)
-    futures = runtime.submit([QUERY, QUERY, QUERY])
+def test_close_drains_admitted_requests_then_refuses(make: Any) -> None:
+    runtime, backend = make(max_batch_size=1)
+    backend.gate.clear()
+    submission = runtime.submit([QUERY, QUERY, QUERY], 60)
     assert backend.entered.wait(5)
     closer = threading.Thread(target=runtime.close, args=(10,))
     closer.start()
     backend.gate.set()
     closer.join(10)
-    assert all(f.result(0).answers for f in futures)
+    assert all(f.result(0).answers for f in submission.results)
     with pytest.raises(OverloadedError, match="shutting down"):
-        runtime.submit([QUERY])
+        runtime.submit([QUERY], 60)
 
 
-def test_bad_query_fails_alone(gated) -> None:  # type: ignore[no-untyped-def]
-    backend, make = gated
-    backend.gate.set()
-    runtime = make()
+def test_close_past_its_deadline_drops_the_rest(make: Any) -> None:
+    runtime, backend = make(delay_s=0.1, max_batch_size=1)
+    submission = runtime.submit([long_query(60)], 120)
+    total = submission.accepted.result(10)
+    runtime.close(0.3)
+    with pytest.raises(OverloadedError, match="shut down"):
+        submission.results[0].result(5)
+    assert len(backend.shapes) < total
+
+
+def test_bad_query_fails_alone(make: Any) -> None:
+    runtime, _ = make()
     bad = QAQuery("¿Qué?", "Hola.", QAOptions(max_seq_len=32, doc_stride=40))
-    good, failing = runtime.submit([QUERY, bad])
+    submission = runtime.submit([QUERY, bad], 60)
+    good, failing = submission.results
     assert good.result(10).answers
     with pytest.raises(InvalidInputError):
         failing.result(10)
 
 
-def test_padding_to_a_multiple_does_not_change_answers(tiny_model_dir: Path) -> None:
+def test_progress_counts_windows_and_estimates_what_is_left(make: Any) -> None:
+    runtime, _ = make(delay_s=0.01, max_batch_size=2)
+    runtime.warm_up_shapes(48)
+    seen: list[Any] = []
+    submission = runtime.submit([long_query(10)], 60, seen.append)
+    result = submission.results[0].result(30)
+    assert [p.done for p in seen] == sorted(p.done for p in seen)
+    assert seen[-1].done == seen[-1].total == result.num_windows
+    assert all(p.remaining_s is not None for p in seen)
+    assert seen[0].remaining_s > seen[-1].remaining_s == 0  # type: ignore[operator]
+
+
+def test_stepped_forward_equals_the_plain_forward(tiny_model_dir: Path, tokenizer: Any) -> None:
+    """The layer-by-layer pass the scheduler can pause gives the model's own logits."""
     backend = TorchBackend.load(tiny_model_dir, "torch-fp32", "cpu")
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    pipeline = Pipeline("tiny", tokenizer, backend, 64, 16)
+    encoded = pipeline.encode(long_query(5))
+    windows = encoded.windows[:3]
+    steps = 0
+    forward = pipeline.forward(windows)
+    while True:
+        try:
+            next(forward)
+            steps += 1
+        except StopIteration as stop:
+            stepped = stop.value
+            break
+    assert steps == 2  # the tiny model's two layers
+    for window, (start, end) in zip(windows, stepped, strict=True):
+        ids = window.input_ids[None, :]
+        plain_start, plain_end = backend.forward(ids, np.ones_like(ids), window.token_type_ids[None])
+        np.testing.assert_allclose(start, plain_start[0], atol=1e-5)
+        np.testing.assert_allclose(end, plain_end[0], atol=1e-5)
+
+
+def test_padding_to_a_multiple_does_not_change_answers(tiny_model_dir: Path, tokenizer: Any) -> None:
+    backend = TorchBackend.load(tiny_model_dir, "torch-fp32", "cpu")
+    query = QAQuery(QUERY.question, QUERY.context, QAOptions(top_k=3))
     results = []
     for multiple in (1, 16, 64):
-        runtime = QARuntime(
-            "tiny", tokenizer, backend, 64, BatchingConfig(pad_to_multiple_of=multiple)
-        )
-        runtime.warm_up_shapes(128)
-        results.append(runtime.answer(QAQuery(QUERY.question, QUERY.context, QAOptions(top_k=3))))
-        runtime.close(5)
+        pipeline = Pipeline("tiny", tokenizer, backend, 64, multiple)
+        encoded = pipeline.encode(query)
+        logits = pipeline_module.run(pipeline.forward(encoded.windows))
+        results.append(pipeline.decode(query, encoded, logits))
     exact, *padded = results
     for result in padded:
         assert [(a.start, a.end) for a in result.answers] == [
@@ -158,40 +288,37 @@ def test_padding_to_a_multiple_does_not_change_answers(tiny_model_dir: Path) -> 
             assert a.score == pytest.approx(b.score, rel=1e-4)
 
 
-def test_models_sharing_a_worker_run_on_one_thread(tiny_model_dir: Path) -> None:
-    """Warm-up and requests of every model run on the worker thread, never on the caller's."""
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+def test_models_sharing_a_scheduler_run_on_one_thread(
+    tiny_model_dir: Path, tokenizer: Any
+) -> None:
+    """Warm-up and requests of every model run on the inference thread, never on the caller's."""
     backends = [
-        ThreadRecordingBackend(TorchBackend.load(tiny_model_dir, "torch-fp32", "cpu"))
-        for _ in range(2)
+        RecordingBackend(TorchBackend.load(tiny_model_dir, "torch-fp32", "cpu")) for _ in range(2)
     ]
-    worker = InferenceWorker()
+    scheduler = Scheduler(config())
     runtimes = [
-        QARuntime(f"m{i}", tokenizer, backend, 64, BatchingConfig(), worker=worker)
+        QARuntime(f"m{i}", tokenizer, backend, 64, 16, scheduler)
         for i, backend in enumerate(backends)
     ]
     for runtime in runtimes:
         runtime.warm_up_shapes(64)
-    futures = [f for runtime in runtimes for f in runtime.submit([QUERY, QUERY])]
-    assert all(f.result(10).answers for f in futures)
-    worker.close(5)
+    submissions = [runtime.submit([QUERY, QUERY], 60) for runtime in runtimes]
+    assert all(f.result(10).answers for s in submissions for f in s.results)
+    scheduler.close(5)
     (first,), (second,) = (backend.threads for backend in backends)
     assert first == second != threading.get_ident()
     with pytest.raises(OverloadedError, match="shutting down"):
-        runtimes[1].submit([QUERY])
+        runtimes[1].submit([QUERY], 60)
     with pytest.raises(OverloadedError, match="shutting down"):
         runtimes[0].warm_up_shapes(64)  # refused, never left waiting on a stopped thread
 
 
-def test_a_failing_warm_up_reaches_the_caller(tiny_model_dir: Path) -> None:
-    class BrokenBackend(ThreadRecordingBackend):
-        def forward(self, *arrays: np.ndarray):  # type: ignore[no-untyped-def,override]
-            raise RuntimeError("out of memory")
+def test_a_failing_warm_up_reaches_the_caller(make: Any) -> None:
+    runtime, backend = make()
 
-    backend = BrokenBackend(TorchBackend.load(tiny_model_dir, "torch-fp32", "cpu"))
-    runtime = QARuntime(
-        "tiny", AutoTokenizer.from_pretrained(tiny_model_dir), backend, 64, BatchingConfig()
-    )
+    def broken(*arrays: np.ndarray) -> Logits:
+        raise RuntimeError("out of memory")
+
+    backend.forward = broken
     with pytest.raises(RuntimeError, match="out of memory"):
         runtime.warm_up_shapes(64)
-    runtime.close(5)

@@ -11,7 +11,7 @@ from qa_api.config import Settings
 from qa_api.errors import ApiError
 from qa_api.inference.registry import ModelRegistry
 from qa_api.metrics import Metrics
-from qa_api.service import AnswerService
+from qa_api.service import AnswerService, Gone
 
 
 def get_settings(request: Request) -> Settings:
@@ -28,6 +28,16 @@ def get_service(request: Request) -> AnswerService:
 
 def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics  # type: ignore[no-any-return]
+
+
+def client_gone(request: Request) -> Gone:
+    """Waits for the client's disconnect on the ASGI receive channel (the body is read by then)."""
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    return disconnected
 
 
 def require_api_key(
@@ -55,6 +65,7 @@ def require_json(request: Request) -> None:
 
 
 Service = Annotated[AnswerService, Depends(get_service)]
+ClientGone = Annotated[Gone, Depends(client_gone)]
 Models = Annotated[ModelRegistry, Depends(get_models)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]

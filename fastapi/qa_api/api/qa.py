@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from qa_api.api.deps import Service, require_api_key, require_json
+from qa_api.api.deps import ClientGone, Service, require_api_key, require_json
 from qa_api.api.responses import ERROR_RESPONSES
 from qa_api.schemas import BatchRequest, BatchResponse, QARequest, QAResponse
 
@@ -17,12 +17,12 @@ router = APIRouter(
 
 
 @router.post("", summary="Answer a question about a context")
-async def answer(request: QARequest, service: Service) -> QAResponse:
+async def answer(request: QARequest, service: Service, gone: ClientGone) -> QAResponse:
     """Find the answer span in the context; `no_answer` says when the text has none (SQuAD2)."""
-    (response,) = await service.answer([request])
+    (response,) = await service.answer([request], gone)
     return response
 
 
 @router.post("/batch", summary="Answer many questions in one call")
-async def answer_batch(batch: BatchRequest, service: Service) -> BatchResponse:
-    return BatchResponse(results=await service.answer(batch.requests))
+async def answer_batch(batch: BatchRequest, service: Service, gone: ClientGone) -> BatchResponse:
+    return BatchResponse(results=await service.answer(batch.requests, gone))

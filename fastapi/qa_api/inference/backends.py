@@ -128,7 +128,9 @@ class TorchBackend:
 
         # inference_mode per step: a mode held across a yield would leak into the caller's code.
         with torch.inference_mode():
-            hidden = bert.embeddings(input_ids=tensor(input_ids), token_type_ids=tensor(token_type_ids))
+            hidden = bert.embeddings(
+                input_ids=tensor(input_ids), token_type_ids=tensor(token_type_ids)
+            )
             mask = create_bidirectional_mask(
                 config=bert.config, inputs_embeds=hidden, attention_mask=tensor(attention_mask)
             )

@@ -37,3 +37,7 @@ class OverloadedError(QAError):
 
 class InferenceTimeoutError(QAError):
     """The request did not finish within the configured time."""
+
+
+class ClientGoneError(QAError):
+    """The caller disconnected before the answer was ready; its remaining work was dropped."""

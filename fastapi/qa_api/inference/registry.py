@@ -12,7 +12,8 @@ from typing import Literal
 
 from qa_api.inference.backends import BackendName, load_backend, resolve_backend, resolve_device
 from qa_api.inference.errors import ModelNotFoundError, ModelNotReadyError
-from qa_api.inference.runtime import BatchingConfig, InferenceWorker, QARuntime, RuntimeObserver
+from qa_api.inference.runtime import QARuntime
+from qa_api.inference.scheduler import Scheduler, SchedulerConfig, SchedulerObserver
 from qa_api.inference.types import QAOptions, QAQuery
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class LoadConfig:
     threads: int = 1
     onnx_cache_dir: Path = Path.home() / ".cache" / "qa-onnx"
     max_question_len: int = 64
+    pad_to_multiple_of: int = 16
     warmup: bool = True
 
 
@@ -99,15 +101,14 @@ class ModelRegistry:
         default: str,
         defaults: QAOptions,
         load: LoadConfig,
-        batching: BatchingConfig,
-        observer: RuntimeObserver | None = None,
+        scheduling: SchedulerConfig,
+        observer: SchedulerObserver | None = None,
     ) -> None:
         self.default = default
         self.models = {name: ServedModel(name, src, defaults) for name, src in models.items()}
         self._load = load
-        self._batching = batching
-        self._observer = observer
-        self._worker = InferenceWorker()  # runs every model (runtime.py says why just one)
+        # One scheduler, so one inference thread, runs every model (scheduler.py says why).
+        self.scheduler = Scheduler(scheduling, observer)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -126,8 +127,8 @@ class ModelRegistry:
         self.start_loading().join()
 
     def close(self, timeout: float | None = None) -> None:
-        """Finish the queued requests of every model, then stop the inference worker."""
-        self._worker.close(timeout)
+        """Finish the admitted requests for up to `timeout` s, drop the rest, stop the threads."""
+        self.scheduler.close(timeout)
 
     def _load_each(self) -> None:
         for model in self.models.values():
@@ -159,9 +160,8 @@ class ModelRegistry:
                 tokenizer,
                 backend,
                 self._load.max_question_len,
-                self._batching,
-                self._observer,
-                self._worker,
+                self._load.pad_to_multiple_of,
+                self.scheduler,
             )
             if self._load.warmup:
                 runtime.warm_up_shapes(model.defaults.max_seq_len)
