@@ -1,9 +1,11 @@
-"""Text extraction from uploaded .txt, .md and .pdf files."""
+"""Text extraction from uploaded .txt, .md and .pdf files; a PDF keeps where each page starts."""
 
 from __future__ import annotations
 
+import bisect
 import io
 import re
+from dataclasses import dataclass
 from pathlib import PurePath
 
 from pypdf import PdfReader
@@ -29,27 +31,68 @@ def _decode(data: bytes) -> str:
         return data.decode("cp1252", errors="replace")
 
 
-def _pdf_text(data: bytes) -> str:
+@dataclass(frozen=True)
+class Document:
+    """An upload's text; for a PDF, the character offset where each page's text starts."""
+
+    text: str
+    page_starts: tuple[
+        int, ...
+    ] = ()  # one per page, in order; an empty page starts where the next does
+
+    def page_of(self, offset: int) -> int | None:
+        """The 1-based page holding the character at `offset` (None: not a paged document)."""
+        if not self.page_starts or not 0 <= offset < len(self.text):
+            return None
+        return bisect.bisect_right(self.page_starts, offset)
+
+
+def _pdf_pages(data: bytes) -> list[str]:
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise DocumentError("unreadable", "the PDF is password protected")
-        return "\n\n".join(page.extract_text() or "" for page in reader.pages)
+        return [page.extract_text() or "" for page in reader.pages]
     except (PyPdfError, ValueError, KeyError, OSError) as exc:
         if isinstance(exc, DocumentError):
             raise
         raise DocumentError("unreadable", str(exc) or type(exc).__name__) from exc
 
 
-def extract_text(filename: str, data: bytes) -> str:
-    """The plain text of an uploaded file, whitespace tidied, or a DocumentError."""
+def _tidy(text: str) -> str:
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = re.sub(r"[ \t]+\n", "\n", text)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def _join_pages(pages: list[str]) -> Document:
+    """Pages tidied one by one and joined by a blank line, each page's start kept."""
+    text = ""
+    starts: list[int] = []
+    pending = 0  # empty pages waiting for the start of the next page with text
+    for page in map(_tidy, pages):
+        if not page:
+            pending += 1
+            continue
+        if text:
+            text += "\n\n"
+        starts += [len(text)] * (pending + 1)
+        pending = 0
+        text += page
+    return Document(text, tuple(starts + [len(text)] * pending))
+
+
+def extract_document(filename: str, data: bytes) -> Document:
+    """The plain text of an uploaded file, whitespace tidied (pages kept), or a DocumentError."""
     suffix = PurePath(filename).suffix.lower().lstrip(".")
     if suffix not in SUPPORTED_SUFFIXES:
         raise DocumentError("unsupported")
-    text = _pdf_text(data) if suffix == "pdf" else _decode(data)
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = re.sub(r"[ \t]+\n", "\n", text)
-    text = re.sub(r"\n{3,}", "\n\n", text).strip()
-    if not text:
+    document = _join_pages(_pdf_pages(data)) if suffix == "pdf" else Document(_tidy(_decode(data)))
+    if not document.text:
         raise DocumentError("empty")
-    return text
+    return document
+
+
+def extract_text(filename: str, data: bytes) -> str:
+    """The plain text of an uploaded file (see extract_document)."""
+    return extract_document(filename, data).text

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Sequence
 from html import escape
 
 from qa_ui.client import Answer
+from qa_ui.texts import Lang
 
 # Best answer first; distinct hues that keep dark text readable.
 ANSWER_COLOURS: tuple[str, ...] = (
@@ -86,14 +88,106 @@ def _marked_text(context: str, answers: Sequence[Answer]) -> str:
     return "".join(pieces)
 
 
-def snippet(context: str, answer: Answer, radius: int = 80) -> str:
-    """Just the text around one answer, highlighted at its offsets, for side-by-side views."""
-    left = max(0, answer.start - radius)
-    right = min(len(context), answer.end + radius)
+SENTENCE_END = re.compile(r"[.!?…](?=\s)|\n")
+
+
+def snippet_span(context: str, answer: Answer, radius: int = 160) -> tuple[int, int]:
+    """The sentence (or paragraph line) holding the answer, at most `radius` characters each side,
+    a cut made at a space where one is near."""
+    ends = [
+        m.end() for m in SENTENCE_END.finditer(context, max(0, answer.start - radius), answer.start)
+    ]
+    left = ends[-1] if ends else max(0, answer.start - radius)
+    after = SENTENCE_END.search(context, answer.end, min(len(context), answer.end + radius))
+    right = after.end() if after else min(len(context), answer.end + radius)
+    if left > 0 and not ends:
+        space = context.find(" ", left, answer.start)
+        left = space + 1 if space >= 0 else left
+    if right < len(context) and after is None:
+        space = context.rfind(" ", answer.end, right)
+        right = space if space >= 0 else right
+    while left < answer.start and context[left].isspace():
+        left += 1
+    while right > answer.end and context[right - 1].isspace():
+        right -= 1
+    return left, right
+
+
+def snippet(context: str, answer: Answer, radius: int = 160, page_label: str = "") -> str:
+    """The answer in its sentence, marked at its offsets, under an optional page label."""
+    left, right = snippet_span(context, answer, radius)
     shifted = Answer(answer.answer, answer.score, answer.start - left, answer.end - left)
     prefix = "…" if left > 0 else ""
     suffix = "…" if right < len(context) else ""
-    return _context_box(f"{prefix}{_marked_text(context[left:right], [shifted])}{suffix}")
+    page = (
+        f'<div class="qa-page" style="font-size:0.85rem; opacity:0.75; margin-bottom:0.3rem;">'
+        f"{escape(page_label)}</div>"
+        if page_label
+        else ""
+    )
+    return _context_box(f"{page}{prefix}{_marked_text(context[left:right], [shifted])}{suffix}")
+
+
+def duration(ms: float, lang: Lang = "es") -> str:
+    """A time as people read it: '85 ms', '4,2 ms', '8,4 s', '2 min 05 s' (',' in Spanish)."""
+    if ms < 10:
+        text, unit = f"{ms:.1f}", "ms"
+    elif ms < 1000:
+        text, unit = f"{ms:.0f}", "ms"
+    elif ms < 60_000:
+        text, unit = f"{ms / 1000:.1f}", "s"
+    else:
+        minutes, seconds = divmod(round(ms / 1000), 60)
+        return f"{minutes} min {seconds:02d} s"
+    return f"{text.replace('.', ',') if lang == 'es' else text} {unit}"
+
+
+DOCUMENT_SCRIPT = """
+<script>
+const box = document.querySelector(".qa-context");
+function show(rank) {
+  const mark = document.querySelector(`[data-rank="${rank}"]`);
+  if (!mark) return;
+  box.scrollTop = mark.offsetTop - box.offsetTop - box.clientHeight / 3;
+  document.querySelectorAll(".qa-selected").forEach((m) => m.classList.remove("qa-selected"));
+  mark.classList.add("qa-selected");
+  document.querySelectorAll(".qa-goto").forEach((b) => {
+    b.setAttribute("aria-pressed", String(b.dataset.rank === String(rank)));
+  });
+}
+document.querySelectorAll(".qa-goto").forEach((b) => {
+  b.addEventListener("click", () => show(b.dataset.rank));
+});
+show(%d);
+</script>
+"""
+DOCUMENT_STYLE = """
+<style>
+body { margin: 0; font-family: "Source Sans Pro", sans-serif; color: #31333f; }
+.qa-context { position: relative; }
+.qa-selected { outline: 3px solid #e65100; outline-offset: 1px; }
+.qa-goto { margin: 0 0.4rem 0.4rem 0; padding: 0.2rem 0.6rem; border-radius: 0.4rem;
+  border: 1px solid rgba(128,128,128,0.5); background: white; cursor: pointer; font-size: 0.9rem; }
+.qa-goto[aria-pressed="true"] { border-color: #e65100; }
+</style>
+"""
+
+
+def document_view(
+    context: str, answers: Sequence[Answer], labels: Sequence[str], selected: int = 0
+) -> str:
+    """A whole HTML page (for an iframe): the full text with every answer marked, opened scrolled
+    to answer `selected`, and one button per answer (`labels`) that scrolls to it."""
+    buttons = "".join(
+        f'<button class="qa-goto" data-rank="{rank + 1}" '
+        f'style="border-left: 0.5rem solid {colour(rank)};">{escape(label)}</button>'
+        for rank, label in enumerate(labels)
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'>{DOCUMENT_STYLE}</head><body>"
+        f'<div class="qa-gotos">{buttons}</div>'
+        f"{highlight_context(context, answers)}{DOCUMENT_SCRIPT % (selected + 1)}</body></html>"
+    )
 
 
 def answer_card(answer: str, confidence: str, score: float, size: str = "1.6rem") -> str:
