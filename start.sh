@@ -131,23 +131,13 @@ scale_args() {
   return 0
 }
 
+# Python helpers: real modules in deploy/qa_stack, run as files (deploy/qa_stack/__init__.py).
+HELPERS=deploy/qa_stack
+
 # Readiness of one backend container as "status|reason", asked from inside the container.
-READY_PY='
-import json, urllib.error, urllib.request
-try:
-    body = urllib.request.urlopen("http://127.0.0.1:8008/health/ready", timeout=4).read()
-except urllib.error.HTTPError as exc:
-    body = exc.read()
-except Exception as exc:
-    print("starting|the server is not answering yet (" + type(exc).__name__ + ")")
-    raise SystemExit
-try:
-    data = json.loads(body)
-except ValueError:
-    data = {"status": "unknown", "reason": body[:200].decode(errors="replace")}
-models = ", ".join(f"{k}: {v}" for k, v in (data.get("models") or {}).items())
-print(str(data.get("status")) + "|" + str(data.get("reason") or models))
-'
+backend_readiness() {
+  docker exec -i "$1" python - <"$HELPERS/readiness.py" 2>/dev/null || echo "starting|"
+}
 
 container_failed() {
   local svc=$1 cid=$2 info=$3
@@ -195,7 +185,7 @@ wait_healthy() {
       all_ok=0
       if [ "$svc" = fastapi ]; then
         local ready status reason
-        ready=$(docker exec "$cid" python -c "$READY_PY" 2>/dev/null || echo "starting|")
+        ready=$(backend_readiness "$cid")
         status=${ready%%|*} reason=${ready#*|}
         if [ "$status" = failed ]; then
           printf '\nLast log lines of fastapi:\n' >&2
@@ -229,6 +219,29 @@ wait_healthy() {
   done
 }
 
+# A mounted model the backend's user may not read: found by the backend's own check in a one-off
+# container (same image, user and mounts) before anything starts; prints the fix.
+check_models_readable() {
+  local models_dir out err rc=0 lines
+  models_dir=$(setting MODELS_DIR "")
+  [ -n "$models_dir" ] || return 0
+  [[ $models_dir == ./* ]] && models_dir="$PWD/${models_dir#./}"
+  err=$(mktemp)
+  out=$(compose run --rm --no-deps -T fastapi python - check-readable "$models_dir" \
+    <"$HELPERS/models.py" 2>"$err") || rc=$?
+  if [ $rc = 1 ] && [ -n "$out" ]; then
+    rm -f "$err"
+    mapfile -t lines <<<"$out"
+    die "${lines[@]}"
+  fi
+  if [ $rc != 0 ]; then
+    cat "$err" >&2
+    rm -f "$err"
+    die "could not check the mounted models (output above)."
+  fi
+  rm -f "$err"
+}
+
 compose_up() {
   local out
   if ! out=$(compose up -d "$@" 2>&1); then
@@ -254,6 +267,7 @@ docker_up() {
     compose build || die "the image build failed (output above)." \
       "cannot reach download.pytorch.org? build with pip's default index: TORCH_INDEX_URL= ./start.sh"
   fi
+  check_models_readable
   local scale=()
   mapfile -t scale < <(scale_args)
   log "starting the backend"
@@ -271,23 +285,11 @@ docker_status() {
 }
 
 # Pre-download the configured Hub models into the cache volume (no server started).
-DOWNLOAD_PY='
-import os
-from huggingface_hub import snapshot_download
-from qa_api.config import get_settings
-for name, ref in get_settings().models.items():
-    if os.path.isabs(ref):
-        print(f"{name}: local directory {ref}, nothing to download")
-        continue
-    print(f"{name}: downloading {ref} ...", flush=True)
-    print(f"{name}: in the cache at {snapshot_download(ref)}")
-'
-
 docker_download() {
   detect_docker
   [ $BUILD = 1 ] && { compose build fastapi || die "the image build failed (output above)."; }
   log "downloading into the models-cache volume"
-  compose run --rm --no-deps -T fastapi python -c "$DOWNLOAD_PY" \
+  compose run --rm --no-deps -T fastapi python - download <"$HELPERS/models.py" \
     || die "the download failed (output above)." \
       "check the internet connection from Docker, or use a local model directory (MODELS_DIR, .env.example)"
   log "done: the next ./start.sh loads the model from the cache"
@@ -321,12 +323,12 @@ local_venv() {
   if [ ! -x $VENV/bin/python ]; then
     py=$(command -v python3.11 || command -v python3 || true)
     [ -n "$py" ] || die "Python 3.11 is not installed." "install it (e.g. sudo apt install python3.11 python3.11-venv)"
-    "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+    "$py" "$HELPERS/localenv.py" version \
       || die "$py is older than Python 3.11." "install Python 3.11 or newer"
     log "creating $VENV"
     "$py" -m venv $VENV || die "could not create $VENV." "install the venv module: sudo apt install python3-venv"
   fi
-  if ! $VENV/bin/python -c 'import torch, fastapi, uvicorn, transformers, streamlit, requests_toolbelt' 2>/dev/null; then
+  if ! $VENV/bin/python "$HELPERS/localenv.py" packages >/dev/null 2>&1; then
     local index
     index=$(setting TORCH_INDEX_URL https://download.pytorch.org/whl/cpu)
     log "installing the runtime dependencies into $VENV"
@@ -339,7 +341,7 @@ local_venv() {
 }
 
 local_wait() {
-  local name=$1 url=$2 start=$SECONDS last_print=-100 detail
+  local name=$1 url=$2 start=$SECONDS last_print=-100 ready status detail
   while :; do
     local elapsed=$((SECONDS - start))
     if ! local_pid "$name" >/dev/null; then
@@ -347,23 +349,15 @@ local_wait() {
       tail -n 30 "$RUN_DIR/$name.log" | sed 's/^/  | /' >&2
       die "$name exited during start-up (log above)."
     fi
-    detail=$($VENV/bin/python - "$url" <<'EOF' 2>/dev/null || true
-import sys, urllib.error, urllib.request
-try:
-    urllib.request.urlopen(sys.argv[1], timeout=4)
-    print("ok")
-except urllib.error.HTTPError as exc:
-    print(exc.read().decode(errors="replace")[:200])
-except Exception as exc:
-    print(f"not answering yet ({type(exc).__name__})")
-EOF
-)
-    if [ "$detail" = ok ]; then
+    ready=$($VENV/bin/python "$HELPERS/readiness.py" "$url" 2>/dev/null || echo "starting|")
+    status=${ready%%|*} detail=${ready#*|}
+    [ "$status" = failed ] || detail="$status${detail:+ - $detail}"
+    if [ "$status" = ready ]; then
       [ $TTY = 1 ] && printf '\r\033[K'
       log "$name is healthy (${elapsed}s)"
       return 0
     fi
-    if [[ $detail == *'"failed"'* ]]; then
+    if [ "$status" = failed ]; then
       die "the backend could not load its model: $detail" "full log: $RUN_DIR/$name.log"
     fi
     [ "$elapsed" -ge "$TIMEOUT" ] && die "$name did not become healthy within ${TIMEOUT}s ($detail)." \
@@ -393,7 +387,7 @@ local_up() {
   local root=$PWD
   log "starting the backend (log: $RUN_DIR/fastapi.log)"
   local_start fastapi fastapi "$root/$VENV/bin/uvicorn" qa_api.main:create_app --factory \
-    --host 127.0.0.1 --port "$FASTAPI_PORT"
+    --http qa_api.http_protocol:HttpProtocol --host 127.0.0.1 --port "$FASTAPI_PORT"
   local_wait fastapi "http://127.0.0.1:$FASTAPI_PORT/health/ready"
   log "starting the UI (log: $RUN_DIR/streamlit.log)"
   local_start streamlit streamlit env QA_UI_BACKEND_URL="http://127.0.0.1:$FASTAPI_PORT" \
