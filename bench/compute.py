@@ -26,6 +26,9 @@ PRECISION = {
     "torch-bf16": "bf16",
     "onnx-fp32": "fp32",
     "onnx-int8": "int8",
+    "openvino-fp32": "fp32",
+    "openvino-bf16": "bf16",
+    "openvino-int8": "int8",
 }
 # Matmul shapes (m, k, n) and timed repeats for the peak: squares, and the BERT FFN's own shape at
 # 1024 token rows. Many short runs find the quiet moments of a shared machine.
@@ -166,9 +169,11 @@ def measure_peaks(threads: int) -> tuple[dict[str, Peak], list[Peak]]:
     return best, list(per_engine.values())
 
 
-def _inputs(seq_len: int, batch: int, question_tokens: int = 14) -> tuple[np.ndarray, ...]:
+def _inputs(
+    seq_len: int, batch: int, vocab_size: int, question_tokens: int = 14
+) -> tuple[np.ndarray, ...]:
     rng = np.random.default_rng(0)
-    ids = rng.integers(5, 31000, (batch, seq_len), dtype=np.int64)
+    ids = rng.integers(5, vocab_size, (batch, seq_len), dtype=np.int64)
     ids[:, 0], ids[:, question_tokens], ids[:, -1] = 2, 3, 3  # [CLS] q [SEP] c [SEP]
     mask = np.ones((batch, seq_len), dtype=np.int64)
     types = np.zeros((batch, seq_len), dtype=np.int64)
@@ -178,45 +183,64 @@ def _inputs(seq_len: int, batch: int, question_tokens: int = 14) -> tuple[np.nda
 
 def time_forward(
     model_dir: Path,
-    backend: str,
-    seq_len: int,
-    batches: list[int],
+    backends: list[str],
+    shapes: list[tuple[int, int]],
     peaks: dict[str, Peak],
     config: dict[str, int],
     threads: int,
     onnx_cache_dir: Path,
     repeats: int,
+    rounds: int,
 ) -> list[ForwardTiming]:
-    """Median forward time of the backend at seq_len for each batch size, against its floor."""
+    """Forward times of every backend at each (batch, seq_len), against its floor.
+
+    All backends stay loaded and are timed in turn, `rounds` times, `repeats` passes per shape
+    each time: whatever else the machine does then hits them alike, and the ratios stay fair.
+    The first pass after switching backend is not timed (another engine's threads may still spin).
+    """
     from qa_api.inference.backends import load_backend
 
-    start = time.perf_counter()
-    model = load_backend(model_dir, backend, "cpu", threads, onnx_cache_dir)  # type: ignore[arg-type]
-    load_s = time.perf_counter() - start
-    precision = PRECISION[backend]
+    models, load_s = {}, {}
+    for backend in backends:
+        start = time.perf_counter()
+        models[backend] = load_backend(model_dir, backend, "cpu", threads, onnx_cache_dir)  # type: ignore[arg-type]
+        load_s[backend] = time.perf_counter() - start
+        logger.info("loaded %s in %.1f s", backend, load_s[backend])
+    inputs = {shape: _inputs(shape[1], shape[0], config["vocab_size"]) for shape in shapes}
+    samples: dict[tuple[str, tuple[int, int]], list[float]] = {}
+    for round_ in range(rounds):
+        for backend, model in models.items():
+            for shape in shapes:
+                model.forward(*inputs[shape])
+                for _ in range(repeats):
+                    t0 = time.perf_counter()
+                    model.forward(*inputs[shape])
+                    samples.setdefault((backend, shape), []).append(
+                        (time.perf_counter() - t0) * 1000
+                    )
+        logger.info("forward passes: round %d of %d done", round_ + 1, rounds)
     timings = []
-    for batch in batches:
-        inputs = _inputs(seq_len, batch)
-        for _ in range(2):
-            model.forward(*inputs)
-        samples = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            model.forward(*inputs)
-            samples.append((time.perf_counter() - t0) * 1000)
+    for (backend, (batch, seq_len)), times in samples.items():
+        precision = PRECISION[backend]
         floor_ms = batch * forward_flops(seq_len, config) / (peaks[precision].gflops * 1e9) * 1000
-        timings.append(
-            ForwardTiming(
-                backend,
-                precision,
-                seq_len,
-                batch,
-                statistics.median(samples),
-                min(samples),
-                floor_ms,
-                load_s,
-            )
+        timing = ForwardTiming(
+            backend,
+            precision,
+            seq_len,
+            batch,
+            statistics.median(times),
+            min(times),
+            floor_ms,
+            load_s[backend],
         )
-        logger.info("%s batch %d: %.1f ms (floor %.1f ms)", backend, batch, samples[0], floor_ms)
-    del model
+        timings.append(timing)
+        logger.info(
+            "%s batch %d x %d tokens: median %.1f ms, best %.1f ms (floor %.1f ms)",
+            backend,
+            batch,
+            seq_len,
+            timing.median_ms,
+            timing.min_ms,
+            floor_ms,
+        )
     return timings

@@ -2,9 +2,10 @@
 
 Usage (from the repository root):  .venv/bin/python bench/run.py [--quick]
 
-Steps: build the BETO-shaped random model once (bench/.cache), build the baseline's virtual
-environment once (bench/.venv-baseline), time raw forward passes per precision against the compute
-floor, then start each server on a loopback port and load it with 1 and 8 concurrent clients.
+Steps: build the BETO-shaped random model once (bench/.cache), build the baseline's and the peers'
+virtual environments once (bench/.venv-*), time raw forward passes per backend against the compute
+floor, measure each reduced precision's agreement with torch fp32 on SQuAD-es questions, then start
+each server on a loopback port and load it with 1 and 8 concurrent clients; profile ours saturated.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ sys.path.insert(0, str(REPO / "fastapi"))
 
 import compute  # noqa: E402
 import loadgen  # noqa: E402
+import overhead  # noqa: E402
+import quality  # noqa: E402
 import report  # noqa: E402
 import servers  # noqa: E402
 import workload  # noqa: E402
@@ -41,30 +44,38 @@ CACHE = BENCH / ".cache"
 MODEL_DIR = CACHE / "beto-random"
 ONNX_CACHE = CACHE / "onnx"
 BASELINE_REQUIREMENTS = BENCH / "baseline" / "requirements.txt"
+PEER_REQUIREMENTS = {
+    "onnxruntime": BENCH / "peers" / "requirements-ort.txt",
+    "openvino": BENCH / "peers" / "requirements-openvino.txt",
+}
 TORCH_PIN = "torch==2.13.0"
 QUIET_BUSY = 0.15  # other work's share of the CPUs under which a measurement may start
 _quiet_budget = {"left": 0.0}  # seconds of waiting for quiet left to this run
 
 FULL: dict[str, Any] = {
     "pairs": 200,
-    "d1": 40.0,
+    "d1": 30.0,
     "n1": 150,
-    "d8": 60.0,
+    "d8": 45.0,
     "n8": 600,
-    "repeats": 10,
-    "batch8": True,
-    "quiet_wait_s": 60.0,
-    "quiet_budget_s": 480.0,
+    "repeats": 3,  # forward passes per shape, per round
+    "forward_rounds": 3,
+    "quality_questions": 200,
+    "profile_s": 12.0,
+    "quiet_wait_s": 45.0,
+    "quiet_budget_s": 240.0,
     "rounds": 3,
 }
 QUICK: dict[str, Any] = {
     "pairs": 40,
-    "d1": 10.0,
+    "d1": 8.0,
     "n1": 20,
-    "d8": 15.0,
+    "d8": 12.0,
     "n8": 120,
-    "repeats": 3,
-    "batch8": False,
+    "repeats": 2,
+    "forward_rounds": 1,
+    "quality_questions": 30,
+    "profile_s": 5.0,
     "quiet_wait_s": 10.0,
     "quiet_budget_s": 60.0,
     "rounds": 1,
@@ -86,24 +97,49 @@ def ensure_model() -> Path:
     return MODEL_DIR
 
 
-def ensure_baseline_venv() -> None:
-    """Create bench/.venv-baseline from bench/baseline/requirements.txt (again when it changes)."""
-    venv = servers.BASELINE_VENV
+def ensure_venv(venv: Path, requirements: Path) -> None:
+    """Create `venv` from `requirements` (torch first, pinned), again when the file changes."""
     stamp = venv / "requirements.sha256"
-    digest = hashlib.sha256(BASELINE_REQUIREMENTS.read_bytes()).hexdigest()
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
     if stamp.exists() and stamp.read_text() == digest:
         return
-    logger.info("creating the baseline's virtual environment %s", venv)
+    logger.info("creating the virtual environment %s", venv)
     base_python = getattr(sys, "_base_executable", sys.executable)
     subprocess.run([base_python, "-m", "venv", "--clear", str(venv)], check=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
     subprocess.run([*pip, TORCH_PIN], check=True)
-    subprocess.run([*pip, "-r", str(BASELINE_REQUIREMENTS)], check=True)
+    subprocess.run([*pip, "-r", str(requirements)], check=True)
     stamp.write_text(digest)
+
+
+def ensure_baseline_venv() -> None:
+    ensure_venv(servers.BASELINE_VENV, BASELINE_REQUIREMENTS)
+
+
+def ensure_peers(model_dir: Path) -> list[str]:
+    """Each peer's environment and converted model (once); the peers that could be set up."""
+    ready = []
+    for runtime, requirements in PEER_REQUIREMENTS.items():
+        venv = servers.PEER_VENVS[runtime]
+        try:
+            ensure_venv(venv, requirements)
+            subprocess.run(
+                [str(venv / "bin" / "python"), str(BENCH / "peers" / "server.py")],
+                env={**os.environ, **servers.peer_env(runtime, model_dir, CACHE)},
+                check=True,
+                capture_output=True,
+            )
+        except subprocess.CalledProcessError as exc:
+            tail = (exc.stderr or b"").decode(errors="replace")[-1500:]
+            logger.warning("peer %s could not be set up, left out: %s", runtime, tail)
+            continue
+        ready.append(runtime)
+    return ready
 
 
 def machine_info() -> dict[str, Any]:
     import onnxruntime
+    import openvino
     import torch
     import transformers
 
@@ -134,8 +170,9 @@ def machine_info() -> dict[str, Any]:
         "load_before": load_average(),
         "baseline_transformers": baseline_tf,
         "software": f"Python {platform.python_version()}, torch {torch.__version__}, "
-        f"onnxruntime {onnxruntime.__version__}, transformers {transformers.__version__} "
-        f"(ours) / {baseline_tf} (baseline), {platform.system()} {platform.release()}",
+        f"onnxruntime {onnxruntime.__version__}, openvino {openvino.__version__}, transformers "
+        f"{transformers.__version__} (ours) / {baseline_tf} (baseline, peers), "
+        f"{platform.system()} {platform.release()}",
     }
 
 
@@ -176,42 +213,58 @@ def wait_for_quiet(what: str, max_wait_s: float, threshold: float = QUIET_BUSY) 
     return f"{busy * 100:.0f}% busy, load {load_average()}"
 
 
+def forward_shapes(median_tokens: int) -> list[tuple[int, int]]:
+    """(batch, tokens) the server runs: one request at the median window and at the longest, and
+    a full batch at the median; lengths padded as the server pads them (its settings' defaults)."""
+    from qa_api.config import Settings
+
+    fields = Settings.model_fields
+    batch, step = fields["max_batch_size"].default, fields["pad_to_multiple_of"].default
+    median = -(-median_tokens // step) * step
+    return [(1, median), (1, workload.MAX_SEQ_LEN), (batch, median)]
+
+
 def run_forward(
-    model_dir: Path, seq_len: int, params: dict[str, Any], threads: int
+    model_dir: Path, median_tokens: int, params: dict[str, Any], threads: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], float]:
     from transformers.utils import logging as hf_logging
 
-    from qa_api.inference.hardware import cpu_has_native_bf16
+    from qa_api.inference.backends import cpu_backends
 
     hf_logging.disable_progress_bar()
     config = json.loads((model_dir / "config.json").read_text())
     wait_for_quiet("matmul peaks", params["quiet_wait_s"])
     best, all_peaks = compute.measure_peaks(threads)
-    backends = ["torch-fp32", "onnx-fp32", "onnx-int8"]
-    if cpu_has_native_bf16():
-        backends.insert(1, "torch-bf16")
-    batches = [1, 8] if params["batch8"] else [1]
-    timings: list[dict[str, Any]] = []
-    for backend in backends:
-        busy = wait_for_quiet(f"forward {backend}", params["quiet_wait_s"])
-        logger.info("timing raw forward passes: %s (%s)", backend, busy)
-        measured = compute.time_forward(
-            model_dir,
-            backend,
-            seq_len,
-            batches,
-            best,
-            config,
-            threads,
-            ONNX_CACHE,
-            params["repeats"],
-        )
-        timings += [{**t.__dict__, "busy_before": busy} for t in measured]
-    return (
-        timings,
-        [p.__dict__ for p in all_peaks],
-        compute.forward_flops(seq_len, config),
+    busy = wait_for_quiet("forward passes", params["quiet_wait_s"])
+    logger.info("timing raw forward passes (%s)", busy)
+    shapes = forward_shapes(median_tokens)
+    measured = compute.time_forward(
+        model_dir,
+        list(cpu_backends()),
+        shapes,
+        best,
+        config,
+        threads,
+        ONNX_CACHE,
+        params["repeats"],
+        params["forward_rounds"],
     )
+    return (
+        [{**t.__dict__, "busy_before": busy} for t in measured],
+        [p.__dict__ for p in all_peaks],
+        compute.forward_flops(shapes[0][1], config),
+    )
+
+
+def run_quality(model_dir: Path, params: dict[str, Any]) -> list[dict[str, Any]]:
+    from qa_api.inference.backends import cpu_backends
+
+    busy = wait_for_quiet("quality", params["quiet_wait_s"])
+    logger.info("answer agreement with torch fp32 (%s)", busy)
+    measured = quality.agreement(
+        model_dir, list(cpu_backends()), ONNX_CACHE, params["quality_questions"]
+    )
+    return [{**a.__dict__, "share": a.share} for a in measured]
 
 
 def request_builders() -> tuple[loadgen.RequestBuilder, loadgen.RequestBuilder]:
@@ -230,9 +283,10 @@ def request_builders() -> tuple[loadgen.RequestBuilder, loadgen.RequestBuilder]:
     return baseline, ours
 
 
-def _phase_summary(result: loadgen.PhaseResult) -> dict[str, Any]:
+def _phase_summary(result: loadgen.PhaseResult, cpu_s: float) -> dict[str, Any]:
     return {
         "rps": result.rps,
+        "cpu_ms_per_request": cpu_s * 1000 / result.ok if result.ok else float("nan"),
         "requests": result.ok,
         "duration_s": result.duration_s,
         "p50_ms": result.latency(50),
@@ -252,11 +306,14 @@ def serve_and_load(
     targets: list[tuple[servers.ServerSpec, str, loadgen.RequestBuilder]],
     pairs: list[workload.Pair],
     params: dict[str, Any],
+    profiled: set[str],
 ) -> list[dict[str, Any]]:
     """Start every server (one at a time, timing cold start), then load them in rotating rounds.
 
     Only one server is under load at any moment; rotating in short rounds spreads whatever else
-    the machine is doing evenly over the servers, so the ratios between them stay fair.
+    the machine is doing evenly over the servers, so the ratios between them stay fair. Afterwards
+    the servers in `profiled` are saturated once more (8 clients) under py-spy; that phase is not
+    part of their figures.
     """
     running: list[tuple[servers.RunningServer, str, loadgen.RequestBuilder, str]] = []
     try:
@@ -267,6 +324,7 @@ def serve_and_load(
             logger.info("%s ready after %.1f s (%s)", label, server.cold_start_s, before)
             running.append((server, label, build, before))
         totals: dict[tuple[str, int], loadgen.PhaseResult] = {}
+        cpu_s: dict[tuple[str, int], float] = {}
         rounds = params["rounds"]
         for clients, duration, cap in (
             (1, params["d1"], params["n1"]),
@@ -275,6 +333,7 @@ def serve_and_load(
             for round_ in range(rounds):
                 for server, label, build, _ in running:
                     busy = wait_for_quiet(f"{label}, {clients} clients", params["quiet_wait_s"])
+                    cpu_before = servers.cpu_seconds(server)
                     result = asyncio.run(
                         loadgen.run_phase(
                             server.base_url,
@@ -302,6 +361,12 @@ def serve_and_load(
                     )
                     key = (label, clients)
                     totals[key] = totals[key].merge(result) if key in totals else result
+                    cpu_s[key] = cpu_s.get(key, 0.0) + servers.cpu_seconds(server) - cpu_before
+        profiles = {
+            label: profile_saturated(server, build, pairs, params)
+            for server, label, build, _ in running
+            if label in profiled
+        }
     finally:
         for server, *_ in running:
             servers.stop(server)
@@ -311,10 +376,33 @@ def serve_and_load(
             "cold_start_s": server.cold_start_s,
             "peak_rss_mib": server.peak_rss_mb,
             "load_before": before,
-            "phases": {str(c): _phase_summary(totals[(label, c)]) for c in (1, 8)},
+            "phases": {
+                str(c): _phase_summary(totals[(label, c)], cpu_s[(label, c)]) for c in (1, 8)
+            },
+            **({"profile": profiles[label]} if label in profiles else {}),
         }
         for server, label, _, before in running
     ]
+
+
+def profile_saturated(
+    server: servers.RunningServer,
+    build: loadgen.RequestBuilder,
+    pairs: list[workload.Pair],
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """Where the server's CPU time goes at 8 clients: py-spy's samples by stage."""
+    wait_for_quiet(f"profile of {server.spec.name}", params["quiet_wait_s"])
+    raw = CACHE / "profiles" / f"{server.spec.name.replace(' ', '_')}.txt"
+    spy = overhead.start(server.process.pid, params["profile_s"], raw)
+    cpu_before = servers.cpu_seconds(server)
+    result = asyncio.run(
+        loadgen.run_phase(server.base_url, build, pairs, 8, params["profile_s"], 10_000)
+    )
+    cpu_ms = (servers.cpu_seconds(server) - cpu_before) * 1000 / max(1, result.ok)
+    shares = overhead.stage_shares(raw) if overhead.finish(spy) else {}
+    logger.info("%s profile: %.2f req/s, %s", server.spec.name, result.rps, shares)
+    return {"rps": result.rps, "cpu_ms_per_request": cpu_ms, "stage_shares": shares}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -357,7 +445,8 @@ def main(argv: list[str] | None = None) -> int:
         forward, _, _ = run_forward(model_dir, profile.median_tokens, params, machine["cpus"])
         for f in forward:
             sys.stdout.write(
-                f"{f['backend']:<11} batch {f['batch']}: median {f['median_ms']:7.1f} ms, "
+                f"{f['backend']:<14} batch {f['batch']} x {f['seq_len']}: "
+                f"median {f['median_ms']:7.1f} ms, "
                 f"best {f['min_ms']:7.1f} ms, floor {f['floor_ms']:6.1f} ms "
                 f"(best/floor {f['min_ms'] / f['floor_ms']:.2f}x)\n"
             )
@@ -365,15 +454,18 @@ def main(argv: list[str] | None = None) -> int:
     previous = json.loads(args.results.read_text()) if args.results.exists() else None
     if args.skip_forward and previous:
         forward, peaks, flops = previous["forward"], previous["peaks"], previous["flops_per_window"]
+        agreement = previous.get("quality", [])
     else:
         forward, peaks, flops = run_forward(
             model_dir, profile.median_tokens, params, machine["cpus"]
         )
+        agreement = run_quality(model_dir, params)
 
     from qa_api.inference.backends import resolve_backend
 
     default = resolve_backend("auto", "cpu")
-    fastest = min((f for f in forward if f["batch"] == 1), key=lambda f: f["min_ms"])["backend"]
+    one_median = [f for f in forward if f["batch"] == 1 and f["seq_len"] != workload.MAX_SEQ_LEN]
+    fastest = min(one_median, key=lambda f: f["min_ms"])["backend"]
     # The default path is served as QA_BACKEND=auto, exactly as deployed.
     backends = args.backends.split(",") if args.backends else ["auto"]
     if not args.backends and fastest != default:
@@ -392,7 +484,11 @@ def main(argv: list[str] | None = None) -> int:
     for backend in backends:
         spec = servers.ours_spec(model_dir, servers.free_port(), backend, ONNX_CACHE)
         targets.append((spec, labels[backend], build_ours))
-    served = serve_and_load(targets, pairs, params)
+    for runtime in ensure_peers(model_dir):
+        spec = servers.peer_spec(runtime, model_dir, servers.free_port(), CACHE)
+        targets.append((spec, f"peer {runtime}", build_baseline))
+    profiled = {label for label in (roles["default"], roles["fastest"]) if label}
+    served = serve_and_load(targets, pairs, params, profiled)
 
     results = {
         "command": "python bench/run.py" + (" --quick" if args.quick else ""),
@@ -407,8 +503,9 @@ def main(argv: list[str] | None = None) -> int:
         },
         "durations": {"1": params["d1"], "8": params["d8"]},
         "rounds": params["rounds"],
-        "forward_repeats": params["repeats"],
+        "forward_repeats": params["repeats"] * params["forward_rounds"],
         "forward": forward,
+        "quality": agreement,
         "peaks": peaks,
         "flops_per_window": flops,
         "roles": roles,

@@ -17,6 +17,11 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE_VENV = REPO / "bench" / ".venv-baseline"
+# Peers: runtime name -> their own virtual environment (bench/peers/requirements-*.txt).
+PEER_VENVS = {
+    "onnxruntime": REPO / "bench" / ".venv-peer-ort",
+    "openvino": REPO / "bench" / ".venv-peer-openvino",
+}
 READY_TIMEOUT_S = 600.0
 RSS_INTERVAL_S = 0.1
 
@@ -76,6 +81,37 @@ def baseline_spec(model_dir: Path, port: int) -> ServerSpec:
     )
 
 
+def peer_spec(runtime: str, model_dir: Path, port: int, cache_dir: Path) -> ServerSpec:
+    """The transformers 4.57 pipeline on ONNX Runtime or OpenVINO via Optimum (bench/peers)."""
+    return ServerSpec(
+        name=f"peer {runtime}",
+        command=[
+            str(PEER_VENVS[runtime] / "bin" / "uvicorn"),
+            "server:app",
+            "--app-dir",
+            str(REPO / "bench" / "peers"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        cwd=REPO,
+        env=peer_env(runtime, model_dir, cache_dir),
+        ready_path="/health",
+        health_path="/health",
+    )
+
+
+def peer_env(runtime: str, model_dir: Path, cache_dir: Path) -> dict[str, str]:
+    return {
+        "PEER_RUNTIME": runtime,
+        "PEER_MODEL_DIR": str(model_dir),
+        "PEER_CACHE_DIR": str(cache_dir / f"peer-{runtime}"),
+    }
+
+
 def ours_spec(model_dir: Path, port: int, backend: str, onnx_cache_dir: Path) -> ServerSpec:
     return ServerSpec(
         name=f"ours ({backend})",
@@ -99,8 +135,8 @@ def ours_spec(model_dir: Path, port: int, backend: str, onnx_cache_dir: Path) ->
     )
 
 
-def _tree_rss(pid: int) -> int:
-    """Resident bytes of pid and all its descendants, from /proc."""
+def _tree(pid: int) -> list[int]:
+    """pid and all its descendants, from /proc."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -111,14 +147,31 @@ def _tree_rss(pid: int) -> int:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
         children.setdefault(ppid, []).append(int(entry.name))
-    total, stack = 0, [pid]
-    page = os.sysconf("SC_PAGE_SIZE")
+    found, stack = [], [pid]
     while stack:
         current = stack.pop()
+        found.append(current)
+        stack.extend(children.get(current, []))
+    return found
+
+
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of pid and all its descendants."""
+    total, page = 0, os.sysconf("SC_PAGE_SIZE")
+    for current in _tree(pid):
         with contextlib.suppress(OSError, IndexError, ValueError):  # the process may be gone
             total += int(Path(f"/proc/{current}/statm").read_text().split()[1]) * page
-        stack.extend(children.get(current, []))
     return total
+
+
+def cpu_seconds(server: RunningServer) -> float:
+    """CPU time (user + system) the server's process tree has used so far."""
+    ticks, per_second = 0, os.sysconf("SC_CLK_TCK")
+    for current in _tree(server.process.pid):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / per_second
 
 
 def _sample_rss(server: RunningServer) -> None:

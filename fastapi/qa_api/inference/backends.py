@@ -62,6 +62,13 @@ def resolve_backend(requested: BackendName, device: str) -> BackendName:
     return "torch-bf16" if hardware.cpu_has_native_bf16() else "onnx-fp32"
 
 
+def cpu_backends() -> tuple[BackendName, ...]:
+    """Every backend this CPU can run, each precision where it pays off (bf16 only if native)."""
+    names: tuple[BackendName, ...] = ("torch-fp32", "onnx-fp32", "onnx-int8", "openvino-fp32")
+    bf16: tuple[BackendName, ...] = ("torch-bf16", "openvino-bf16")
+    return (*names, *(bf16 if hardware.cpu_has_native_bf16() else ()), "openvino-int8")
+
+
 def resolve_device(requested: str) -> str:
     if requested == "auto":
         return "cuda" if hardware.cuda_available() else "cpu"
