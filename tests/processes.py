@@ -100,7 +100,7 @@ def start_backend(
     log_path = log_dir / f"backend-{port}.log"
     proc = subprocess.Popen(
         [*prefix, sys.executable, "-m", "uvicorn", "qa_api.main:create_app", "--factory",
-         "--host", "127.0.0.1", "--port", str(port)],
+         "--http", "qa_api.http_protocol:HttpProtocol", "--host", "127.0.0.1", "--port", str(port)],
         cwd=BACKEND_DIR,
         env={**os.environ, **settings},
         stdout=log_path.open("wb"),

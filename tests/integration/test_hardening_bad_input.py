@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -27,8 +28,27 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 BAD_BODY = "invalid_body|validation_error"
 
 
+BODY_LIMIT = 4 * 1024 * 1024  # QA_MAX_BODY_BYTES default
+URLENCODED = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data; boundary=xyz"
+
+
 def _body(**overrides: Any) -> bytes:
     return json.dumps({"context": CONTEXT, "question": QUESTION, **overrides}).encode()
+
+
+def _urlencoded(fields: dict[str, str]) -> bytes:
+    return urlencode(fields).encode()
+
+
+def _multipart(fields: dict[str, str], part_headers: bytes = b"") -> bytes:
+    """A multipart/form-data body with boundary `xyz`, `part_headers` added to every part."""
+    parts = [
+        b'--xyz\r\nContent-Disposition: form-data; name="%s"\r\n%s\r\n%s\r\n'
+        % (name.encode(), part_headers, value.encode())
+        for name, value in fields.items()
+    ]
+    return b"".join(parts) + b"--xyz--\r\n"
 
 
 @dataclass(frozen=True)
@@ -60,6 +80,21 @@ CASES = [
         422,
         "validation_error",
         ("question", "whitespace"),
+    ),
+    # The reported case: a question of two zero-width spaces was answered 200.
+    Case(
+        "invisible-question",
+        _body(question="\u200b\u200b"),
+        422,
+        "validation_error",
+        ("question", "readable"),
+    ),
+    Case(
+        "invisible-context",
+        _body(context="\u200f\u200b\x00\u0301"),
+        422,
+        "validation_error",
+        ("context", "readable"),
     ),
     Case("missing-fields", b"{}", 422, "validation_error", ("context", "question")),
     Case("empty-body", b"", 422, "validation_error", ("body",)),
@@ -95,19 +130,35 @@ CASES = [
         ("UTF-8", "JSON"),
     ),
     Case("truncated-json", b'{"context": "a", "question": ', 400, BAD_BODY, ("JSON",)),
+    # Limits of the JSON reader itself: named, never a generic 400.
     Case(
         "deeply-nested-json",
         b"[" * 100_000 + b"]" * 100_000,
-        400,
-        BAD_BODY,
-        ("JSON",),
+        413,
+        "payload_too_large",
+        ("JSON", "nests"),
+    ),
+    Case(
+        "number-with-too-many-digits",
+        b'{"context": "a", "question": "b", "top_k": ' + b"7" * 5000 + b"}",
+        413,
+        "payload_too_large",
+        ("digits",),
     ),
     Case(
         "lone-surrogate",
         b'{"context": "Cervantes \\ud800 naci\\u00f3", "question": "x"}',
         422,
         "validation_error",
-        ("context",),
+        ("context", "surrogate"),
+    ),
+    # The reported case: a lone surrogate in `model` was a 500 (the echo could not be encoded).
+    Case(
+        "lone-surrogate-model",
+        _body(model="\ud83d"),
+        422,
+        "validation_error",
+        ("model", "surrogate"),
     ),
     # Wrong content types.
     Case(
@@ -245,6 +296,61 @@ CASES = [
         path="/qas/",
         headers={"Content-Type": "multipart/form-data; boundary=xyz"},
     ),
+    # Size limits whatever the encoding: 413 with the real reason. Starlette's own form limits
+    # (1 MiB a part, 1000 fields) and python-multipart's (8 headers a part, 4 KiB a header, 256
+    # bytes of boundary) used to answer a generic 400.
+    *(
+        Case(
+            f"qas-{kind}-{name}",
+            content,
+            413,
+            "payload_too_large",
+            mentions,
+            path="/qas/",
+            headers={"Content-Type": content_type},
+        )
+        for kind, (content_type, encode) in {
+            "urlencoded": (URLENCODED, _urlencoded),
+            "multipart": (MULTIPART, _multipart),
+        }.items()
+        for name, content, mentions in [
+            ("over-body-limit", encode({"context": "a" * BODY_LIMIT}), ("QA_MAX_BODY_BYTES",)),
+            (
+                "field-over-1mib",
+                encode({"context": "palabra " * 200_000, "question": QUESTION}),
+                ("context", "QA_MAX_CONTEXT_CHARS"),
+            ),
+            ("1001-fields", encode({f"f{i}": "x" for i in range(1001)}), ("fields",)),
+            ("17-fields", encode({f"f{i}": "x" for i in range(17)}), ("fields",)),
+        ]
+    ),
+    Case(
+        "qas-multipart-9-part-headers",
+        _multipart({"context": CONTEXT}, b"".join(b"X-H%d: v\r\n" % i for i in range(8))),
+        413,
+        "payload_too_large",
+        ("headers",),
+        path="/qas/",
+        headers={"Content-Type": MULTIPART},
+    ),
+    Case(
+        "qas-multipart-5kib-part-header",
+        _multipart({"context": CONTEXT}, b"X-Big: " + b"v" * 5000 + b"\r\n"),
+        413,
+        "payload_too_large",
+        ("header", "bytes"),
+        path="/qas/",
+        headers={"Content-Type": MULTIPART},
+    ),
+    Case(
+        "qas-multipart-300-byte-boundary",
+        b"--" + b"b" * 300 + b"--\r\n",
+        413,
+        "payload_too_large",
+        ("boundary",),
+        path="/qas/",
+        headers={"Content-Type": "multipart/form-data; boundary=" + "b" * 300},
+    ),
 ]
 
 
@@ -317,10 +423,26 @@ def test_control_characters_are_answered_not_crashing(client: httpx.Client) -> N
         assert context[answer["start"] : answer["end"]] == answer["answer"]
 
 
-def test_streamed_body_over_the_limit_is_cut_off(backend_server: ServiceProcess) -> None:
-    """A chunked body has no Content-Length: the limit must hold while it streams in."""
+def test_url_over_the_http_parsers_limit_is_a_413(backend_server: ServiceProcess) -> None:
+    """/qas/ takes its texts from the query string too. httptools refuses a URL over 64 KiB
+    before the app runs; the server's protocol class (qa_api.http_protocol) says so as a 413."""
     url = urlsplit(backend_server.url)
-    limit = 4 * 1024 * 1024  # QA_MAX_BODY_BYTES default
+    connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=TIMEOUT_S)
+    try:  # http.client, as httpx refuses URLs this long before sending them
+        connection.request("POST", f"/qas/?question=q&context={'a' * 100_000}")
+        response = connection.getresponse()
+        status, headers, body = response.status, response.headers, json.loads(response.read())
+    finally:
+        connection.close()
+    assert (status, body["code"]) == (413, "payload_too_large"), body
+    assert "query string" in body["error"]
+    assert body["request_id"] == headers["x-request-id"]
+    assert headers["content-type"] == "application/json"
+
+
+def _chunked_413(backend_server: ServiceProcess) -> bytes:
+    """Stream a chunked JSON body past the limit; what the server answered (status line on)."""
+    url = urlsplit(backend_server.url)
     chunk = b"a" * (1024 * 1024)
     received = b""
     with socket.create_connection((url.hostname, url.port), timeout=TIMEOUT_S) as sock:
@@ -331,16 +453,149 @@ def test_streamed_body_over_the_limit_is_cut_off(backend_server: ServiceProcess)
         sent = 0
         # Never send the final chunk: a server that buffers the whole body waits forever.
         with contextlib.suppress(OSError):  # the server may answer and close mid-upload
-            while sent <= limit + len(chunk):
+            while sent <= BODY_LIMIT + len(chunk):
                 sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                 sent += len(chunk)
         sock.settimeout(FAST_S)
         with contextlib.suppress(TimeoutError, ConnectionError):
-            while b"QA_MAX_BODY_BYTES" not in received and (data := sock.recv(4096)):
+            while not received.endswith(b"}") and (data := sock.recv(4096)):
                 received += data
-    assert received, f"no answer after {sent} streamed bytes (limit {limit}): body is buffered"
+    assert received, f"no answer after {sent} streamed bytes (limit {BODY_LIMIT}): body is buffered"
+    return received
+
+
+def test_streamed_body_over_the_limit_is_cut_off(
+    backend_server: ServiceProcess, client: httpx.Client
+) -> None:
+    """A chunked body has no Content-Length: the limit must hold while it streams in, and say
+    the same as when the length is declared (one place answers both)."""
+    received = _chunked_413(backend_server)
     assert received.startswith(b"HTTP/1.1 413"), received[:300]
-    assert b"QA_MAX_BODY_BYTES" in received
+    streamed = json.loads(received.partition(b"\r\n\r\n")[2])
+    declared = client.post("/v1/qa", content=_body(context="a" * BODY_LIMIT), headers=JSON_HEADERS)
+    assert_error(declared, 413, "payload_too_large", ("QA_MAX_BODY_BYTES",))
+    assert streamed["error"] == declared.json()["error"]
+
+
+# How a lone surrogate travels where JSON's \\ud83d escape does not exist: its UTF-8-style bytes
+# (what Python's "surrogatepass" writes), percent-encoded in URLs and forms, raw in multipart.
+SURROGATE_BYTES = "\ud83d".encode("utf-8", "surrogatepass")
+SAMPLE = {"context": CONTEXT, "question": QUESTION, "model": "tiny", "name": "tiny"}
+
+
+def _resolve(spec: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        node = spec["components"]["schemas"][node["$ref"].rsplit("/", 1)[1]]
+    options = [o for o in node.get("anyOf", []) if o.get("type") != "null"]
+    return _resolve(spec, options[0]) if options else node
+
+
+def _instance(spec: dict[str, Any], node: dict[str, Any], name: str = "") -> Any:
+    """A small valid value for a schema: required properties, one array item, sample strings."""
+    node = _resolve(spec, node)
+    kind = node.get("type")
+    if kind == "object":
+        required = node.get("required", list(node.get("properties", {})))
+        return {k: _instance(spec, node["properties"][k], k) for k in required}
+    if kind == "array":
+        return [_instance(spec, node["items"], name)]
+    if kind == "string":
+        return SAMPLE.get(name, "x")
+    return {"integer": 1, "number": 1.0, "boolean": True}.get(str(kind))
+
+
+def _string_paths(spec: dict[str, Any], node: dict[str, Any]) -> list[tuple[str | int, ...]]:
+    """Where strings go in a value of this schema, optional properties included."""
+    node = _resolve(spec, node)
+    if node.get("type") == "object":
+        return [
+            (key, *rest)
+            for key, child in node.get("properties", {}).items()
+            for rest in _string_paths(spec, child)
+        ]
+    if node.get("type") == "array":
+        return [(0, *rest) for rest in _string_paths(spec, node["items"])]
+    return [()] if node.get("type") == "string" else []
+
+
+def _set(value: Any, path: tuple[str | int, ...], leaf: str) -> Any:
+    if not path:
+        return leaf
+    head, *rest = path
+    if isinstance(value, list):
+        return [_set(value[0] if value else {}, tuple(rest), leaf)]
+    return {**value, head: _set(value.get(head, {}), tuple(rest), leaf)}
+
+
+def _surrogate_requests(spec: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(what, httpx request arguments) with a lone surrogate in one string of one operation."""
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            params = operation.get("parameters", [])
+            url = path.replace("{name}", "tiny")
+            for param in params:
+                if _resolve(spec, param["schema"]).get("type") != "string":
+                    continue
+                what = f"{method.upper()} {path} {param['in']} {param['name']}"
+                if param["in"] == "path":
+                    bad_url = path.replace("{" + param["name"] + "}", quote(SURROGATE_BYTES))
+                    yield what, {"method": method, "url": bad_url}
+                elif param["in"] == "query":
+                    query = urlencode({param["name"]: SURROGATE_BYTES})
+                    yield what, {"method": method, "url": f"{url}?{query}"}
+                elif param["in"] == "header":
+                    headers = {param["name"]: SURROGATE_BYTES}
+                    yield what, {"method": method, "url": url, "headers": headers}
+            for media, content in operation.get("requestBody", {}).get("content", {}).items():
+                base = _instance(spec, content["schema"])
+                for where in _string_paths(spec, content["schema"]):
+                    what = f"{method.upper()} {path} {media} {'.'.join(map(str, where))}"
+                    bad = _set(base, where, "ab\ud83dcd")
+                    if media == "application/json":
+                        body = json.dumps(bad).encode()  # \\ud83d: valid UTF-8 JSON
+                    elif media == URLENCODED:
+                        body = urlencode(
+                            {k: v.encode("utf-8", "surrogatepass") for k, v in bad.items()}
+                        ).encode()
+                    else:
+                        media = MULTIPART
+                        body = (
+                            b"".join(
+                                b'--xyz\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'
+                                % (k.encode(), v.encode("utf-8", "surrogatepass"))
+                                for k, v in bad.items()
+                            )
+                            + b"--xyz--\r\n"
+                        )
+                    yield (
+                        what,
+                        {
+                            "method": method,
+                            "url": url,
+                            "content": body,
+                            "headers": {"Content-Type": media},
+                        },
+                    )
+
+
+def test_lone_surrogates_in_every_string_field_of_every_endpoint(client: httpx.Client) -> None:
+    """Walks the served OpenAPI schema, so a new endpoint or field is covered as it appears."""
+    spec = client.get("/openapi.json").json()
+    sent = list(_surrogate_requests(spec))
+    assert len(sent) >= 20, [what for what, _ in sent]  # the walk found the API's strings
+    failures = []
+    for what, request in sent:
+        response = client.request(**request)
+        if response.status_code >= 500:
+            failures.append(f"{what}: {response.status_code} {response.text[:200]}")
+        elif response.status_code >= 400:
+            body = response.json()  # valid JSON and UTF-8: the echo was made safe
+            assert set(body) >= {"error", "code", "request_id"}, (what, body)
+        if "application/json" in what and response.status_code != 404:
+            # In JSON the surrogate arrives as such: refused, naming the problem.
+            assert response.status_code == 422, (what, response.text)
+            assert "surrogate" in response.json()["error"], (what, response.text)
+    assert not failures, failures
 
 
 def test_service_answers_normally_after_the_battery(client: httpx.Client) -> None:

@@ -256,6 +256,13 @@ def test_body_over_the_byte_limit_is_refused_before_parsing(make_client: MakeCli
     client = make_client(max_body_bytes=1000)
     response = client.post("/v1/qa", json={"context": "x" * 5000, "question": QUESTION})
     assert_error(response, 413, "payload_too_large", "QA_MAX_BODY_BYTES")
+    # Texts in the query string (/qas/) are held to the same limit, with their own reason.
+    query = client.post("/qas/", params={"context": "x" * 5000, "question": QUESTION})
+    assert_error(query, 413, "payload_too_large", "query string", "QA_MAX_BODY_BYTES")
+    for form in ({"data": {"context": "x" * 5000}}, {"files": {"context": (None, "x" * 5000)}}):
+        assert_error(
+            client.post("/qas/", **form), 413, "payload_too_large", "QA_MAX_BODY_BYTES"
+        )
 
 
 def test_api_key(make_client: MakeClient) -> None:
