@@ -56,13 +56,15 @@ def test_span_offsets_are_exact_on_accented_text(tokenizer) -> None:  # type: ig
     starts, ends = flat_logits(encoded)
     starts[0][token_of(encoded, 0, ACCENTED, "Antártida")] = HIGH
     ends[0][last_token_of(encoded, 0, ACCENTED, "Antártida")] = HIGH
-    answers, null = decoding.decode(encoded, ACCENTED, starts, ends, opts)
+    decoded = decoding.decode(encoded, ACCENTED, starts, ends, opts)
+    answers = decoded.answers
     assert answers[0].answer == "Antártida"
     assert (answers[0].start, answers[0].end) == (45, 54)  # counted in characters, not bytes
     for answer in answers:
         assert ACCENTED[answer.start : answer.end] == answer.answer
     assert answers[0].score > 0.9
-    assert null < 1e-6
+    assert decoded.no_answer_probability < 1e-6
+    assert not decoded.no_answer
 
 
 @pytest.mark.parametrize("word", ["pingüino", "ñandú", "¿Sabías", "¡Sí"])
@@ -77,25 +79,52 @@ def test_answers_align_to_whole_words(tokenizer, word: str) -> None:  # type: ig
     )
     starts[0][last] = HIGH  # the last sub-token of the word only
     ends[0][last] = HIGH
-    (answer,), _ = decoding.decode(encoded, ACCENTED, starts, ends, opts)
+    (answer,) = decoding.decode(encoded, ACCENTED, starts, ends, opts).answers
     assert answer.answer == target
     assert first <= last
 
 
-@pytest.mark.parametrize(("cls_logit", "no_answer"), [(HIGH + 5, True), (LOW, False)])
-def test_null_score_competes_with_the_best_span(
-    tokenizer, cls_logit: float, no_answer: bool
+@pytest.mark.parametrize(
+    ("cls_logit", "handle", "no_answer", "spans"),
+    [
+        (HIGH + 5, True, True, []),  # the null answer wins and takes the only top_k slot
+        (LOW, True, False, ["Fontibre"]),
+        (
+            HIGH + 5,
+            False,
+            False,
+            ["Fontibre"],
+        ),  # without handle_impossible_answer it never competes
+    ],
+)
+def test_null_answer_competes_with_the_spans(
+    tokenizer, cls_logit: float, handle: bool, no_answer: bool, spans: list[str]
 ) -> None:  # type: ignore[no-untyped-def]
     context = "El río Ebro nace en Fontibre y desemboca en el Mediterráneo."
-    encoded, opts = encode(tokenizer, context)
+    encoded, opts = encode(tokenizer, context, handle_impossible_answer=handle)
     starts, ends = flat_logits(encoded)
     starts[0][token_of(encoded, 0, context, "Fontibre")] = HIGH
     ends[0][last_token_of(encoded, 0, context, "Fontibre")] = HIGH
     starts[0][0] = ends[0][0] = cls_logit
-    answers, null = decoding.decode(encoded, context, starts, ends, opts)
-    best = answers[0]
+    decoded = decoding.decode(encoded, context, starts, ends, opts)
+    assert [a.answer for a in decoded.answers] == spans
+    assert decoded.no_answer is no_answer
+    assert (decoded.no_answer_probability > 0.5) is (cls_logit > HIGH)  # reported either way
+
+
+def test_null_answer_ranked_inside_top_k_takes_a_slot(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    """Between the best span and the next ones, the null answer is not shown but counts in top_k."""
+    context = "El río Ebro nace en Fontibre y desemboca en el Mediterráneo."
+    encoded, opts = encode(tokenizer, context, top_k=3)
+    starts, ends = flat_logits(encoded)
+    starts[0][token_of(encoded, 0, context, "Fontibre")] = HIGH
+    ends[0][last_token_of(encoded, 0, context, "Fontibre")] = HIGH
+    starts[0][0] = ends[0][0] = HIGH - 2
+    decoded = decoding.decode(encoded, context, starts, ends, opts)
+    (best, second) = decoded.answers
     assert best.answer == "Fontibre"
-    assert (null > best.score) is no_answer
+    assert best.score > decoded.no_answer_probability > second.score
+    assert not decoded.no_answer
 
 
 LONG_CONTEXT = " ".join(f"Frase número {i} del documento sobre Madrid." for i in range(120))
@@ -120,7 +149,7 @@ def test_best_span_is_chosen_across_windows(tokenizer) -> None:  # type: ignore[
     ends[0][last_token_of(encoded, 0, LONG_CONTEXT, weak)] = 3.0
     starts[last][token_of(encoded, last, LONG_CONTEXT, strong)] = HIGH
     ends[last][last_token_of(encoded, last, LONG_CONTEXT, strong)] = HIGH
-    answers, _ = decoding.decode(encoded, LONG_CONTEXT, starts, ends, opts)
+    answers = decoding.decode(encoded, LONG_CONTEXT, starts, ends, opts).answers
     assert [a.answer for a in answers] == [strong, weak]
     assert LONG_CONTEXT[answers[0].start : answers[0].end] == strong
 
@@ -143,7 +172,7 @@ def test_answer_across_a_window_boundary_comes_from_the_window_holding_it(tokeni
     )
     starts[1][s1] = HIGH
     ends[1][e1] = HIGH
-    (answer,), _ = decoding.decode(encoded, LONG_CONTEXT, starts, ends, opts)
+    (answer,) = decoding.decode(encoded, LONG_CONTEXT, starts, ends, opts).answers
     assert answer.answer == phrase
     assert (answer.start, answer.end) == (word_start, phrase_end)
 
@@ -159,14 +188,14 @@ def test_max_answer_len_limits_span_tokens(tokenizer) -> None:  # type: ignore[n
     ends[0][long_end] = HIGH  # the best end, but too far for the short limit
     ends[0][short_end] = 5.0
     short_limit = QAOptions(max_answer_len=short_end - first + 1)
-    (answer,), _ = decoding.decode(encoded, context, starts, ends, short_limit)
+    (answer,) = decoding.decode(encoded, context, starts, ends, short_limit).answers
     assert answer.answer == "Uno dos tres"
     long_limit = QAOptions(max_answer_len=long_end - first + 1)
-    (answer,), _ = decoding.decode(encoded, context, starts, ends, long_limit)
+    (answer,) = decoding.decode(encoded, context, starts, ends, long_limit).answers
     assert answer.answer == "Uno dos tres cuatro cinco seis siete ocho nueve diez"
 
 
-def test_top_k_removes_duplicates_from_overlapping_windows(tokenizer) -> None:  # type: ignore[no-untyped-def]
+def test_same_answer_from_overlapping_windows_is_merged_by_summing(tokenizer) -> None:  # type: ignore[no-untyped-def]
     encoded, opts = encode(tokenizer, LONG_CONTEXT, max_seq_len=64, doc_stride=32, top_k=3)
     starts, ends = flat_logits(encoded)
     # a word inside the overlap of windows 0 and 1, marked as the answer in both windows
@@ -178,11 +207,77 @@ def test_top_k_removes_duplicates_from_overlapping_windows(tokenizer) -> None:  
         in_ctx = encoded.windows[w].context_mask
         starts[w][int(np.flatnonzero(in_ctx & (encoded.token_starts[w] == char))[0])] = HIGH
         ends[w][int(np.flatnonzero(in_ctx & (encoded.token_ends[w] == word_end))[-1])] = HIGH
-    answers, _ = decoding.decode(encoded, LONG_CONTEXT, starts, ends, opts)
-    spans = [(a.start, a.end) for a in answers]
-    assert len(spans) == len(set(spans)) == 3
+    answers = decoding.decode(encoded, LONG_CONTEXT, starts, ends, opts).answers
+    texts = [a.answer.lower() for a in answers]
+    assert len(texts) == len(set(texts)) == 3
     assert (answers[0].start, answers[0].end) == (char, word_end)
-    assert answers[0].score > 0.9
+    assert answers[0].score > 1.9  # about 1 from each window
+
+
+def test_spans_with_the_same_text_merge_and_their_scores_add_up(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    """The issue's example: token spans ending inside one word add up and beat a longer span."""
+    context = "Llegó el mánager nuevo del Real Madrid ayer por la tarde."
+    encoded, opts = encode(tokenizer, context)
+    first, last = (
+        token_of(encoded, 0, context, "mánager"),
+        last_token_of(encoded, 0, context, "mánager"),
+    )
+    assert last > first, "the test needs a word made of several tokens"
+    starts, ends = flat_logits(encoded)
+    starts[0][first] = HIGH
+    ends[0][first : last + 1] = 2.0  # each sub-token end alone is weaker than "nuevo"...
+    ends[0][last_token_of(encoded, 0, context, "nuevo")] = 2.0 + np.log(last - first + 0.5)
+    (answer,) = decoding.decode(encoded, context, starts, ends, opts).answers
+    assert answer.answer == "mánager"  # ...but together they win
+    assert (answer.start, answer.end) == (9, 16)
+
+
+def test_merging_ignores_case_and_keeps_the_first_offsets(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    context = "Madrid es la capital. La capital de España es MADRID desde 1561."
+    encoded, opts = encode(tokenizer, context, top_k=2)
+    starts, ends = flat_logits(encoded)
+    second = context.index("MADRID")
+    starts[0][token_of(encoded, 0, context, "MADRID")] = HIGH  # the stronger one, seen second
+    ends[0][last_token_of(encoded, 0, context, "MADRID")] = HIGH
+    starts[0][token_of(encoded, 0, context, "Madrid")] = HIGH - 1
+    ends[0][last_token_of(encoded, 0, context, "Madrid")] = HIGH - 1
+    best = decoding.decode(encoded, context, starts, ends, opts).answers[0]
+    assert (best.answer, best.start) == ("MADRID", second)  # ranked first in the window
+    strong = 1 / (1 + np.exp(-1.0))  # softmax share of HIGH against HIGH - 1
+    assert best.score == pytest.approx(strong**2 + (1 - strong) ** 2, rel=1e-4)
+
+
+def test_top_k_fills_up_on_a_context_of_few_long_words(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    """top_k * 2 + 10 token spans per window leave enough distinct answers after word alignment.
+
+    The three best token spans all start in the first word; only a wider cut also finds the second.
+    """
+    context = "Extraordinariamente desafortunadamente"
+    first_word, second_word = context.split()
+    encoded, opts = encode(tokenizer, context, top_k=3, handle_impossible_answer=False)
+    tokens = int(encoded.windows[0].context_mask.sum())
+    # every span from the first word's start, then the second word's, fit in 3 * 2 + 10
+    assert 3 < tokens < decoding.candidates_per_window(3), tokens
+    starts, ends = flat_logits(encoded)
+    in_context = encoded.windows[0].context_mask
+    ends[0][in_context] = 0.0
+    starts[0][token_of(encoded, 0, context, first_word)] = HIGH
+    starts[0][token_of(encoded, 0, context, second_word)] = HIGH - 3
+    answers = decoding.decode(encoded, context, starts, ends, opts).answers
+    assert [a.answer for a in answers] == [context, first_word, second_word]
+
+
+def test_impossible_spans_never_come_back(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    """With fewer real spans than candidates, the pipeline pads with score-0 spans; we do not."""
+    context = "Sí."
+    encoded, opts = encode(tokenizer, context, top_k=10)
+    starts, ends = flat_logits(encoded)
+    decoded = decoding.decode(encoded, context, starts, ends, opts)
+    assert decoded.answers
+    for answer in decoded.answers:
+        assert answer.score > 0
+        assert answer.start < answer.end
+        assert context[answer.start : answer.end] == answer.answer
 
 
 def test_stride_must_leave_room_for_the_context(tokenizer) -> None:  # type: ignore[no-untyped-def]

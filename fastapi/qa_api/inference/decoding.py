@@ -1,12 +1,13 @@
-"""Span decoding with the semantics of the transformers question-answering pipeline.
+"""Span decoding, step for step as transformers 4.57.6's question-answering pipeline.
 
-Per window: softmax over the context tokens plus [CLS]; the null score is p_start[CLS] * p_end[CLS];
-span scores are p_start[i] * p_end[j] for context tokens i <= j < i + max_answer_len. Across
-windows the null score is the minimum (the window most sure there is an answer decides), spans
-are merged, aligned to whole words, deduplicated by character span and ranked.
+`QuestionAnsweringPipeline.postprocess` with `select_starts_ends` and `decode_spans`, in float32
+with the same numpy calls (so near-ties break the same way). The rules, and the two places where
+we deliberately differ, are listed in docs/api.md ("Decoding rules").
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -14,32 +15,59 @@ from qa_api.inference.features import EncodedQuery
 from qa_api.inference.types import Answer, QAOptions
 
 CLS_INDEX = 0
-MASKED_LOGIT = -10000.0
+MASKED_LOGIT = -10000.0  # what the pipeline writes over tokens outside the softmax
 
 
-def _softmax(logits: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-    masked = np.where(allowed, logits.astype(np.float64), MASKED_LOGIT)
-    exp = np.exp(masked - masked.max())
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """Ranked answers (the null answer left out), whether the null won, and its probability."""
+
+    answers: list[Answer]
+    no_answer: bool
+    no_answer_probability: float
+
+
+def candidates_per_window(top_k: int) -> int:
+    """Spans taken per window before word alignment and merging can remove some."""
+    return top_k * 2 + 10
+
+
+def probabilities(logits: np.ndarray, softmax_mask: np.ndarray) -> np.ndarray:
+    """float32 softmax over the allowed tokens, shape (1, seq), as `select_starts_ends`."""
+    masked = np.where(~softmax_mask[None, :], MASKED_LOGIT, np.asarray(logits, np.float32)[None, :])
+    exp = np.exp(masked - masked.max(axis=-1, keepdims=True))
     return exp / exp.sum()
 
 
 def best_spans(
-    p_start: np.ndarray, p_end: np.ndarray, candidates: np.ndarray, top_k: int, max_answer_len: int
+    p_start: np.ndarray, p_end: np.ndarray, top_k: int, max_answer_len: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Top-k (start, end, score) over candidate tokens, start <= end < start + max_answer_len."""
-    scores = np.outer(p_start, p_end)
-    scores = np.tril(np.triu(scores), max_answer_len - 1)
-    scores[~candidates, :] = 0.0
-    scores[:, ~candidates] = 0.0
-    flat = scores.ravel()
-    k = min(top_k, int(np.count_nonzero(flat)))
-    if k == 0:
-        empty = np.array([], dtype=np.int64)
-        return empty, empty, np.array([], dtype=np.float64)
-    top = np.argpartition(-flat, k - 1)[:k]
-    top = top[np.argsort(-flat[top], kind="stable")]
-    starts, ends = np.unravel_index(top, scores.shape)
-    return starts, ends, flat[top]
+    """The top_k (start, end, score) of the whole span matrix, as `decode_spans` ranks them.
+
+    Spans with end < start or longer than max_answer_len tokens score 0; so do spans touching a
+    token outside the softmax. The caller drops what it cannot answer with.
+    """
+    outer = np.matmul(np.expand_dims(p_start, -1), np.expand_dims(p_end, 1))
+    candidates = np.tril(np.triu(outer), max_answer_len - 1)
+    scores_flat = candidates.flatten()
+    if top_k == 1:
+        idx_sort = np.array([np.argmax(scores_flat)])
+    elif len(scores_flat) < top_k:
+        idx_sort = np.argsort(-scores_flat)
+    else:
+        idx = np.argpartition(-scores_flat, top_k)[0:top_k]
+        idx_sort = idx[np.argsort(-scores_flat[idx])]
+    starts, ends = np.unravel_index(idx_sort, candidates.shape)[1:]
+    return starts, ends, candidates[0, starts, ends]
+
+
+@dataclass(slots=True)
+class _Candidate:
+    text: str
+    score: float
+    start: int
+    end: int
+    is_null: bool = False
 
 
 def decode(
@@ -48,32 +76,34 @@ def decode(
     start_logits: list[np.ndarray],
     end_logits: list[np.ndarray],
     options: QAOptions,
-) -> tuple[list[Answer], float]:
-    """Return the ranked answers (null excluded) and the no-answer probability."""
+) -> Decoded:
+    """Rank the answer spans of every window, merge same-text ones, let the null answer compete."""
     null_score = 1.0
-    by_span: dict[tuple[int, int], float] = {}
+    found: list[_Candidate] = []
+    by_text: dict[str, _Candidate] = {}
+    pre_top_k = candidates_per_window(options.top_k)
     for w, window in enumerate(encoded.windows):
-        allowed = window.context_mask.copy()
-        allowed[CLS_INDEX] = True
-        p_start = _softmax(start_logits[w], allowed)
-        p_end = _softmax(end_logits[w], allowed)
-        null_score = min(null_score, float(p_start[CLS_INDEX] * p_end[CLS_INDEX]))
-        starts, ends, scores = best_spans(
-            p_start, p_end, window.context_mask, options.top_k, options.max_answer_len
-        )
-        for s, e, score in zip(starts, ends, scores, strict=True):
-            char_start, char_end = _align_to_words(encoded, w, int(s), int(e))
-            key = (char_start, char_end)
-            by_span[key] = max(by_span.get(key, 0.0), float(score))
-    ranked = sorted(by_span.items(), key=lambda item: (-item[1], item[0]))[: options.top_k]
-    answers = [Answer(context[s:e], score, s, e) for (s, e), score in ranked]
-    return answers, null_score
-
-
-def _align_to_words(encoded: EncodedQuery, window: int, start: int, end: int) -> tuple[int, int]:
-    """Widen a token span to the whole words it touches (character offsets in the context)."""
-    word_ids = encoded.windows[window].word_ids
-    first, last = int(word_ids[start]), int(word_ids[end])
-    if first < 0 or last < 0:
-        return int(encoded.token_starts[window][start]), int(encoded.token_ends[window][end])
-    return int(encoded.word_spans[first][0]), int(encoded.word_spans[last][1])
+        p_start = probabilities(start_logits[w], window.softmax_mask)
+        p_end = probabilities(end_logits[w], window.softmax_mask)
+        null_score = min(null_score, (p_start[0, CLS_INDEX] * p_end[0, CLS_INDEX]).item())
+        p_start[0, CLS_INDEX] = p_end[0, CLS_INDEX] = 0.0
+        starts, ends, scores = best_spans(p_start, p_end, pre_top_k, options.max_answer_len)
+        usable = window.context_mask[starts] & window.context_mask[ends] & (scores > 0)
+        for s, e, score in zip(starts[usable], ends[usable], scores[usable], strict=True):
+            start, end = int(encoded.word_starts[w][s]), int(encoded.word_ends[w][e])
+            text = context[start:end]
+            same = by_text.get(text.lower())
+            if same is not None:
+                same.score += score.item()
+            else:
+                candidate = _Candidate(text, score.item(), start, end)
+                by_text[text.lower()] = candidate
+                found.append(candidate)
+    if options.handle_impossible_answer:
+        found.append(_Candidate("", null_score, 0, 0, is_null=True))
+    ranked = sorted(found, key=lambda c: c.score, reverse=True)[: options.top_k]
+    return Decoded(
+        answers=[Answer(c.text, c.score, c.start, c.end) for c in ranked if not c.is_null],
+        no_answer=bool(ranked) and ranked[0].is_null,
+        no_answer_probability=null_score,
+    )

@@ -1,7 +1,10 @@
 """Turn a (question, context) pair into model windows, as the transformers QA pipeline did.
 
 A long context is split into overlapping windows of at most `max_seq_len` tokens
-(`[CLS] question [SEP] context-part [SEP]`), consecutive windows sharing `doc_stride` tokens.
+(`[CLS] question [SEP] context-part [SEP]`), consecutive windows sharing `doc_stride` tokens:
+the tokenizer call of `QuestionAnsweringPipeline.preprocess` (transformers 4.57.6) for a
+right-padding tokenizer, without padding. Word spans are per window, as the pipeline's
+`Encoding.word_to_chars` sees them: a word cut by a window's edge spans only its tokens there.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from qa_api.inference.errors import InvalidInputError
-from qa_api.inference.types import QAOptions
+from qa_api.inference.types import QAOptions, Selection
 
 SPECIAL_TOKENS_IN_PAIR = 3  # [CLS] q [SEP] c [SEP]
 
@@ -23,6 +26,8 @@ class Window:
     token_type_ids: np.ndarray  # (seq,) int64
     context_mask: np.ndarray  # (seq,) bool: token belongs to the context
     word_ids: np.ndarray  # (seq,) int64: context word index, -1 elsewhere
+    # (seq,) bool: tokens in the softmax, the pipeline's p_mask == 0: the context and every [CLS]
+    softmax_mask: np.ndarray
 
     def __len__(self) -> int:
         return int(self.input_ids.shape[0])
@@ -33,7 +38,10 @@ class EncodedQuery:
     windows: list[Window]
     token_starts: list[np.ndarray]  # per window: character start of each token in the context
     token_ends: list[np.ndarray]
-    word_spans: np.ndarray  # (num_words, 2): character span of each whole context word
+    # per window, per token: character span of the token's whole word within that window
+    word_starts: list[np.ndarray]
+    word_ends: list[np.ndarray]
+    selection: Selection | None = None  # the windows are a BM25 choice (contexts.encode_best)
 
 
 def question_length(tokenizer: Any, question: str) -> int:
@@ -75,38 +83,55 @@ def encode(
     windows: list[Window] = []
     token_starts: list[np.ndarray] = []
     token_ends: list[np.ndarray] = []
-    word_bounds: dict[int, tuple[int, int]] = {}
+    word_starts: list[np.ndarray] = []
+    word_ends: list[np.ndarray] = []
     for i, input_ids in enumerate(batch["input_ids"]):
         sequence_ids = batch.sequence_ids(i)
-        word_ids = batch.word_ids(i)
         offsets = batch["offset_mapping"][i]
+        ids = np.asarray(input_ids, dtype=np.int64)
         in_context = np.array([s == 1 for s in sequence_ids], dtype=bool)
         words = np.array(
             [
                 w if (s == 1 and w is not None) else -1
-                for s, w in zip(sequence_ids, word_ids, strict=True)
+                for s, w in zip(sequence_ids, batch.word_ids(i), strict=True)
             ],
             dtype=np.int64,
         )
         starts = np.array([o[0] for o in offsets], dtype=np.int64)
         ends = np.array([o[1] for o in offsets], dtype=np.int64)
-        for token in np.flatnonzero(in_context):
-            word = int(words[token])
-            lo, hi = word_bounds.get(word, (int(starts[token]), int(ends[token])))
-            word_bounds[word] = (min(lo, int(starts[token])), max(hi, int(ends[token])))
+        softmax_mask = in_context.copy()
+        if tokenizer.cls_token_id is not None:
+            softmax_mask |= ids == tokenizer.cls_token_id
         windows.append(
             Window(
-                input_ids=np.asarray(input_ids, dtype=np.int64),
+                input_ids=ids,
                 token_type_ids=np.asarray(batch["token_type_ids"][i], dtype=np.int64),
                 context_mask=in_context,
                 word_ids=words,
+                softmax_mask=softmax_mask,
             )
         )
         token_starts.append(starts)
         token_ends.append(ends)
-    if not word_bounds:
+        first, last = _word_spans(words, starts, ends)
+        word_starts.append(first)
+        word_ends.append(last)
+    if not any(window.context_mask.any() for window in windows):
         raise InvalidInputError("The context has no readable text. Send a non-empty context.")
-    word_spans = np.zeros((max(word_bounds) + 1, 2), dtype=np.int64)
-    for word, (lo, hi) in word_bounds.items():
-        word_spans[word] = (lo, hi)
-    return EncodedQuery(windows, token_starts, token_ends, word_spans)
+    return EncodedQuery(windows, token_starts, token_ends, word_starts, word_ends)
+
+
+def _word_spans(
+    words: np.ndarray, starts: np.ndarray, ends: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per token, the start of its word's first token and the end of its last one in the window."""
+    word_start, word_end = starts.copy(), ends.copy()
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    in_words = np.flatnonzero(words >= 0)
+    for token in in_words:
+        first.setdefault(int(words[token]), int(starts[token]))
+        last[int(words[token])] = int(ends[token])
+    for token in in_words:
+        word_start[token], word_end[token] = first[int(words[token])], last[int(words[token])]
+    return word_start, word_end

@@ -3,6 +3,9 @@
 The weights are random, so answers are meaningless, but the files are a real Hugging Face model
 directory (config, safetensors, WordPiece tokenizer) that goes through the product's real loading
 and inference path. BETO-shaped means the same architecture and compute as the served model.
+Deterministic: the same arguments give the same files byte for byte (tests/golden relies on it),
+so the vocabulary is counted here rather than trained by `tokenizers`, whose trainer breaks ties
+in hash order and changes the vocabulary from one run to the next.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import argparse
 import json
 import logging
 import tempfile
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -70,23 +74,53 @@ def _training_texts(data_dir: Path | None) -> list[str]:
     return texts
 
 
-def train_wordpiece_vocab(texts: Iterable[str], vocab_size: int, out_dir: Path) -> Path:
-    """Train a cased Spanish WordPiece vocabulary (accents kept, like BETO) and save vocab.txt."""
-    from tokenizers import BertWordPieceTokenizer
+def wordpiece_vocab(texts: Iterable[str], vocab_size: int, lowercase: bool = False) -> list[str]:
+    """A Spanish WordPiece vocabulary counted from texts, in a fixed order.
 
-    tokenizer = BertWordPieceTokenizer(lowercase=False, strip_accents=False, clean_text=True)
-    tokenizer.train_from_iterator(
-        texts, vocab_size=vocab_size, min_frequency=1, special_tokens=SPECIAL_TOKENS
-    )
+    Every character seen (alone and as a `##` continuation) is in it, so no word becomes [UNK];
+    the rest are the most frequent whole words, word starts and `##` word ends, ties broken by
+    the piece itself. Cased with accents like BETO, unless lowercase (which also strips accents).
+    """
+    from tokenizers.normalizers import BertNormalizer
+    from tokenizers.pre_tokenizers import BertPreTokenizer
+
+    normalizer = BertNormalizer(clean_text=True, strip_accents=lowercase, lowercase=lowercase)
+    pre_tokenizer = BertPreTokenizer()
+    words: Counter[str] = Counter()
+    for text in texts:
+        normalized = normalizer.normalize_str(text)
+        words.update(word for word, _ in pre_tokenizer.pre_tokenize_str(normalized))
+    chars = {word[0] for word in words} | {f"##{c}" for word in words for c in word[1:]}
+    pieces: Counter[str] = Counter()
+    for word, count in words.items():
+        for i in range(2, len(word) + 1):
+            pieces[word[:i]] += count
+        for i in range(1, len(word) - 1):
+            pieces[f"##{word[i:]}"] += count
+    vocab = SPECIAL_TOKENS + sorted(chars - set(SPECIAL_TOKENS))
+    ranked = sorted(pieces.items(), key=lambda item: (-item[1], item[0]))
+    vocab += [piece for piece, _ in ranked[: max(0, vocab_size - len(vocab))]]
+    return vocab
+
+
+def write_vocab(vocab: list[str], out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer.save_model(str(out_dir))
-    return out_dir / "vocab.txt"
+    path = out_dir / "vocab.txt"
+    path.write_text("".join(f"{token}\n" for token in vocab), encoding="utf-8")
+    return path
 
 
 def build_random_qa_model(
-    out_dir: str | Path, size: Size = "tiny", data_dir: Path | None = None, seed: int = 0
+    out_dir: str | Path,
+    size: Size = "tiny",
+    data_dir: Path | None = None,
+    seed: int = 0,
+    lowercase: bool = False,
 ) -> Path:
-    """Write a random-weight BertForQuestionAnswering + fast tokenizer to out_dir and return it."""
+    """Write a random-weight BertForQuestionAnswering + fast tokenizer to out_dir and return it.
+
+    lowercase: a tokenizer that lowercases and strips accents (`do_lower_case`, `strip_accents`).
+    """
     import torch
 
     # transformers 5: BertTokenizer is the fast, tokenizers-backed one (BertTokenizerFast an alias).
@@ -97,8 +131,12 @@ def build_random_qa_model(
         return out
     shape = BETO_CONFIG if size == "beto" else TINY_CONFIG
     with tempfile.TemporaryDirectory() as tmp:
-        vocab = train_wordpiece_vocab(_training_texts(data_dir), shape["vocab_size"], Path(tmp))
-        tokenizer = BertTokenizer(vocab=str(vocab), do_lower_case=False, strip_accents=False)
+        words = wordpiece_vocab(_training_texts(data_dir), shape["vocab_size"], lowercase)
+        tokenizer = BertTokenizer(
+            vocab=str(write_vocab(words, Path(tmp))),
+            do_lower_case=lowercase,
+            strip_accents=lowercase,
+        )
     torch.manual_seed(seed)
     # The model's embedding table keeps the target size even if the trained vocab came out smaller.
     config = BertConfig(**shape)
@@ -115,9 +153,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output model directory")
     parser.add_argument("--size", choices=["tiny", "beto"], default="tiny")
     parser.add_argument("--data-dir", type=Path, default=None, help="SQuAD JSONs for the vocab")
+    parser.add_argument("--lowercase", action="store_true", help="lowercase, strip accents")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    print(build_random_qa_model(args.out, args.size, args.data_dir))
+    print(build_random_qa_model(args.out, args.size, args.data_dir, lowercase=args.lowercase))
 
 
 if __name__ == "__main__":
