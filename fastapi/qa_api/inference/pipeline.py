@@ -14,12 +14,14 @@ from __future__ import annotations
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 
-from qa_api.inference import decoding, features
+from qa_api.inference import contexts, decoding, features
 from qa_api.inference.backends import Logits, ModelBackend
+from qa_api.inference.contexts import ContextCache
 from qa_api.inference.types import QAQuery
 
 # A batch-mate may be this much shorter than the longest window of its batch (padding waste cap).
@@ -53,17 +55,38 @@ class Pipeline:
         backend: ModelBackend,
         max_question_len: int,
         pad_to_multiple_of: int,
+        contexts: ContextCache | None = None,
     ) -> None:
         self.name = name
         self.tokenizer = tokenizer
         self.backend = backend
         self.max_question_len = max_question_len
         self.pad_to_multiple_of = pad_to_multiple_of
+        self.contexts = contexts
 
     def encode(self, query: QAQuery) -> features.EncodedQuery:
-        """The query's windows (raises InvalidInputError for a query that cannot be windowed)."""
-        return features.encode(
-            self.tokenizer, query.question, query.context, query.options, self.max_question_len
+        """The query's windows (raises InvalidInputError for a query that cannot be windowed).
+
+        With `bm25_top_n`, only the windows BM25 ranks first, from the context's cached tokens.
+        """
+        options = query.options
+        if options.bm25_top_n is None:
+            return features.encode(
+                self.tokenizer, query.question, query.context, options, self.max_question_len
+            )
+        tokenize = partial(contexts.tokenize_context, self.tokenizer)
+        context = (
+            self.contexts.get(self.name, query.context, tokenize)
+            if self.contexts is not None
+            else tokenize(query.context)
+        )
+        return contexts.encode_best(
+            self.tokenizer,
+            query.question,
+            context,
+            options,
+            self.max_question_len,
+            options.bm25_top_n,
         )
 
     def padded_length(self, longest: int) -> int:
@@ -99,13 +122,18 @@ class Pipeline:
         return decoding.decode(encoded, query.context, starts, ends, query.options)
 
     def warm_up(self, max_seq_len: int) -> WarmUp:
-        """One forward pass at every padded length a request can have (before serving)."""
+        """One forward pass at every padded length a request can have (before serving).
+
+        Then one more at the longest, timed: a full window alone, the slowest tokens there are
+        (first passes pay each shape's setup, which says nothing about the steady speed).
+        """
         lengths = sorted({self.padded_length(n) for n in range(1, max_seq_len + 1)})
-        started = time.perf_counter()
         for length in lengths:
             ids = np.ones((1, length), dtype=np.int64)
             self.backend.forward(ids, ids, np.zeros_like(ids))
-        return WarmUp(sum(lengths), time.perf_counter() - started)
+        started = time.perf_counter()
+        self.backend.forward(ids, ids, np.zeros_like(ids))
+        return WarmUp(lengths[-1], time.perf_counter() - started)
 
 
 def run(forward: Forward) -> list[Logits]:

@@ -28,9 +28,10 @@ questions' compute. So that no request starves under a stream of short ones, a r
 deadline is about to become unreachable at the measured speed goes first (earliest deadline).
 
 Deadlines that fit the work: throughput is measured per model as an EWMA of tokens per second
-of compute over real batches (warm-up, one pass per padded shape, each with its first-use cost,
-gives a conservative first figure). A submission whose windows would take longer than its time
-left, even with the device to itself, is refused with InputTooLargeError before any compute.
+of compute over real batches; warm-up gives the first figure, conservative: one full-length
+window alone, the slowest tokens per second there are. A submission whose windows would take
+longer than its time left, even with the device to itself, is refused with InputTooLargeError
+before any compute.
 """
 
 from __future__ import annotations
@@ -569,13 +570,15 @@ class Scheduler:
             return
         job.timings.decode_ms = (time.perf_counter() - started) * 1000
         job.timings.total_ms = (time.perf_counter() - job.submission.submitted) * 1000
+        selection = job.encoded.selection
         _settle(
             job.future,
             QAResult(
                 answers=decoded.answers,
                 no_answer=decoded.no_answer,
                 no_answer_probability=decoded.no_answer_probability,
-                num_windows=job.total,
+                num_windows=selection.num_windows if selection else job.total,
                 timings=job.timings,
+                passages=selection,
             ),
         )
