@@ -137,7 +137,8 @@ def test_stream_sends_progress_then_the_same_result_as_the_json_endpoint(serve: 
         assert response.headers["content-type"].startswith("text/event-stream")
         received = list(events(response))
     names = [name for name, _ in received]
-    assert names[-1] == "result" and set(names[:-1]) == {"progress"}, names
+    assert names[-1] == "result", names
+    assert set(names[:-1]) == {"progress"}, names
     progress = [data for name, data in received if name == "progress"]
     total = progress[0]["windows_total"]
     assert progress[0]["windows_done"] == 0
