@@ -13,6 +13,42 @@ LATENCY_TARGET_DEFAULT = 0.5
 RPS_TARGET = 4.0
 HEALTH_P99_TARGET_MS = 50.0
 FLOOR_TARGET = 1.6
+AGREEMENT_TARGET = 0.99  # bf16 and fp32 paths: best answer = torch fp32's
+
+
+def machine_kind(cpu: str, features: list[str]) -> str:
+    """The kind of machine a run is filed under (bench/results-<kind>.json): vendor, bf16 units."""
+    vendor = "intel" if "Intel" in cpu else "amd" if "AMD" in cpu else "cpu"
+    bf16 = "amx" if "amx_bf16" in features else "avx512-bf16" if "avx512_bf16" in features else ""
+    return f"{vendor}-{bf16 or 'no-bf16'}"
+
+
+def kind(results: Results) -> str:
+    return machine_kind(results["machine"]["cpu"], results["machine"]["features"])
+
+
+def is_peer(label: str) -> bool:
+    return label.startswith("peer ")
+
+
+def median_forwards(results: Results, batch: int = 1) -> list[dict[str, Any]]:
+    """Forward timings at the median window (not the 384-token shape) for one batch size."""
+    longest = max(f["seq_len"] for f in results["forward"])
+    shortest = min(f["seq_len"] for f in results["forward"])
+    return [
+        f
+        for f in results["forward"]
+        if f["batch"] == batch and (f["seq_len"] != longest or longest == shortest)
+    ]
+
+
+def batched_forward_per_window(results: Results, backend: str) -> float | None:
+    """Best forward time per window of the backend in a full batch at the median length."""
+    batch = max(f["batch"] for f in results["forward"])
+    for f in median_forwards(results, batch):
+        if f["backend"] == backend:
+            return float(f["min_ms"]) / batch
+    return None
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -70,9 +106,33 @@ def targets(results: Results) -> list[dict[str, Any]]:
                 "by": p99 / HEALTH_P99_TARGET_MS,
             }
         )
-    for fwd in results["forward"]:
-        if fwd["batch"] != 1:
+    default = servers.get(results["roles"].get("default") or "")
+    for peer in (s for label, s in servers.items() if is_peer(label)):
+        if default is None:
+            break
+        ratio = default["phases"]["8"]["rps"] / peer["phases"]["8"]["rps"]
+        rows.append(
+            {
+                "target": f"req/s at 8 clients, default path ahead of {peer['label']}",
+                "value": f"{ratio:.2f}x",
+                "met": ratio > 1.0,
+                "by": 1.0 / ratio,
+            }
+        )
+    for q in results.get("quality", []):
+        if q["backend"] == "torch-fp32":
             continue
+        int8 = q["backend"].endswith("int8")
+        rows.append(
+            {
+                "target": f"{q['backend']}: best answer = torch fp32's on SQuAD-es "
+                + ("(reported)" if int8 else f">= {AGREEMENT_TARGET:.0%}"),
+                "value": f"{q['share']:.1%} ({q['same_answer']} of {q['questions']})",
+                "met": int8 or q["share"] >= AGREEMENT_TARGET,
+                "by": AGREEMENT_TARGET / q["share"] if q["share"] else float("inf"),
+            }
+        )
+    for fwd in median_forwards(results):
         ratio = fwd["min_ms"] / fwd["floor_ms"]
         rows.append(
             {
@@ -85,7 +145,77 @@ def targets(results: Results) -> list[dict[str, Any]]:
     return rows
 
 
-def render_markdown(results: Results, plot_paths: list[str]) -> str:
+def backend_table(results: Results) -> list[str]:
+    """Speed and quality side by side, one row per backend (fastest first at batch 1)."""
+    agreement = {q["backend"]: q for q in results.get("quality", [])}
+    one = {f["backend"]: f for f in median_forwards(results)}
+    longest = {
+        f["backend"]: f for f in results["forward"] if f["batch"] == 1 and f not in one.values()
+    }
+    batch = max(f["batch"] for f in results["forward"])
+    reference = one.get("torch-fp32")
+    lines = [
+        "| backend | 1 x median: median / best ms | vs torch fp32 | 1 x 384: median ms "
+        f"| {batch} x median: best ms per window | best answer = torch fp32's |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, f in sorted(one.items(), key=lambda item: item[1]["min_ms"]):
+        q = agreement.get(name)
+        per_window = batched_forward_per_window(results, name)
+        lines.append(
+            f"| {name} | {_fmt(f['median_ms'])} / {_fmt(f['min_ms'])} | "
+            + (f"{f['min_ms'] / reference['min_ms']:.2f}x" if reference else "n/a")
+            + f" | {_fmt(longest[name]['median_ms']) if name in longest else 'n/a'} | "
+            f"{_fmt(per_window)} | "
+            + (f"{q['share']:.1%} ({q['same_answer']}/{q['questions']})" if q else "n/a")
+            + " |"
+        )
+    return lines
+
+
+def overhead_table(results: Results) -> list[str]:
+    """Per request at 8 clients: the machine's time, the forward pass's share, the rest."""
+    cpus, windows = results["machine"]["cpus"], results["workload"]["mean_windows"]
+    lines = [
+        "| server | req/s @8 | machine ms per request (1000 / req/s) | of which batched forward "
+        "| overhead per request | server CPU ms per request (all cores) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in results["servers"]:
+        if s["label"] == "baseline" or is_peer(s["label"]):
+            continue
+        eight = s["phases"]["8"]
+        backend = s["label"].split("=")[-1].removeprefix("ours ")
+        forward = batched_forward_per_window(results, backend)
+        machine = 1000 / eight["rps"] if eight["rps"] else float("nan")
+        fwd = forward * windows if forward is not None else None
+        lines.append(
+            f"| {s['label']} | {_fmt(eight['rps'], 2)} | {_fmt(machine)} | {_fmt(fwd)} | "
+            f"{_fmt(machine - fwd if fwd is not None else None)} | "
+            f"{_fmt(eight.get('cpu_ms_per_request'))} ({cpus} cores) |"
+        )
+    profiled = [s for s in results["servers"] if s.get("profile")]
+    if profiled:
+        lines += [
+            "",
+            "py-spy samples of the saturated server's Python threads (8 clients, a separate "
+            "phase), share of on-CPU samples by stage; the runtimes' own native threads are not "
+            "sampled (they are the forward pass):",
+            "",
+            "| server | req/s while sampled | stage shares |",
+            "|---|---|---|",
+        ]
+        for s in profiled:
+            shares = ", ".join(
+                f"{stage} {share:.0%}" for stage, share in s["profile"]["stage_shares"].items()
+            )
+            lines.append(f"| {s['label']} | {_fmt(s['profile']['rps'], 2)} | {shares or 'n/a'} |")
+    return lines
+
+
+def render_markdown(
+    results: Results, plot_paths: list[str], others: list[Results] | None = None
+) -> str:
     m, w = results["machine"], results["workload"]
     servers = results["servers"]
     lines = [
@@ -190,11 +320,31 @@ def render_markdown(results: Results, plot_paths: list[str]) -> str:
                 lines.append(f"| {s['label']} | {c} | {_fmt(p['p50_ms'])} | {cells} |")
     lines += [
         "",
+        "## Overhead per request",
+        "",
+        "At 8 clients the server is saturated: each request costs the whole machine 1000 / "
+        "req/s ms. Of that, the forward pass is the best batched time per window (full batch at "
+        "the median length, table below) times the mean windows per request; the rest is "
+        "tokenizing, decoding, HTTP, JSON, the event loop and the threads competing for the "
+        "cores.",
+        "",
+        *overhead_table(results),
+        "",
+        "## Speed and quality per backend",
+        "",
+        "Forward passes from the table below; quality = share of SQuAD-es questions (contexts "
+        "the int8 calibration did not see) whose best answer, through the served decoding with "
+        "no-answer off, is the same text as torch fp32's (bench/quality.py). Random weights make "
+        "the logits of competing spans close, so this is a strict test.",
+        "",
+        *backend_table(results),
+        "",
         "## Raw forward passes and the compute floor",
         "",
-        f"One forward pass through the backend's own `load_backend`, random token ids at the "
-        f"median window length ({w['median_tokens']} tokens), {m['cpus']} threads, "
-        f"{results['forward_repeats']} timed repeats after 2 warm-up passes. Floor = matmul "
+        "Forward passes through the backend's own `load_backend`, random token ids, at the "
+        f"median window length ({w['median_tokens']} tokens, padded as served) and at 384, "
+        f"batch 1 and a full batch, {m['cpus']} threads; every backend loaded and timed in "
+        f"turn, {results['forward_repeats']} timed passes per shape in all. Floor = matmul "
         f"FLOPs of the pass ({results['flops_per_window'] / 1e9:.1f} GFLOP per window: "
         "Q/K/V/output projections, FFN, attention scores and mixing, QA head) / the best FLOP/s "
         "this CPU reached on matmuls (1024 and 2048 squares, and the FFN's 1024x768x3072) in "
@@ -233,6 +383,16 @@ def render_markdown(results: Results, plot_paths: list[str]) -> str:
     for t in targets(results):
         miss = "" if t["met"] else f" (off by {t['by']:.2f}x)"
         lines.append(f"| {t['target']} | {t['value']} | {_verdict(t['met'])}{miss} |")
+    for other in others or []:
+        lines += [
+            "",
+            f"## The other machine kind's last run: {other['machine']['cpu']}",
+            "",
+            f"Features: {', '.join(other['machine']['features'])}. Its full figures are in "
+            f"`bench/results-{kind(other)}.json` (re-render with `--report-only --results` on it).",
+            "",
+            headline(other),
+        ]
     if results.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {note}" for note in results["notes"]]
     lines += ["", "## Plots", ""] + [f"![{Path(p).stem}](../{p})" for p in plot_paths] + [""]
@@ -322,7 +482,7 @@ def headline(results: Results) -> str:
     """The short table for the README: each server's key figures and the targets' verdicts."""
     lines = [
         f"Recorded {results['date']} on {results['machine']['cpus']} CPUs "
-        f"({results['machine']['cpu']}), load average before the run "
+        f"({results['machine']['cpu']}; {kind(results)}), load average before the run "
         f"{results['machine']['load_before']}; median request window "
         f"{results['workload']['median_tokens']} tokens. Full figures: "
         "[bench/RESULTS.md](../bench/RESULTS.md).",

@@ -143,14 +143,8 @@ def machine_info() -> dict[str, Any]:
     import torch
     import transformers
 
-    from qa_api.inference.hardware import cpu_flags, usable_cpus
+    from qa_api.inference.hardware import usable_cpus
 
-    cpuinfo = Path("/proc/cpuinfo").read_text()
-    model = next(
-        (line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if "model name" in line),
-        platform.processor(),
-    )
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
     memory_kib = int(Path("/proc/meminfo").read_text().split()[1])
     baseline_tf = subprocess.run(
         [
@@ -163,10 +157,10 @@ def machine_info() -> dict[str, Any]:
         check=True,
     ).stdout.strip()
     return {
-        "cpu": model,
+        "cpu": cpu_model(),
         "cpus": usable_cpus(),
         "memory_gib": memory_kib / 2**20,
-        "features": [f for f in wanted if f in cpu_flags()],
+        "features": cpu_features(),
         "load_before": load_average(),
         "baseline_transformers": baseline_tf,
         "software": f"Python {platform.python_version()}, torch {torch.__version__}, "
@@ -174,6 +168,27 @@ def machine_info() -> dict[str, Any]:
         f"{transformers.__version__} (ours) / {baseline_tf} (baseline, peers), "
         f"{platform.system()} {platform.release()}",
     }
+
+
+FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+
+
+def cpu_model() -> str:
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    return next(
+        (line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if "model name" in line),
+        platform.processor(),
+    )
+
+
+def cpu_features() -> list[str]:
+    from qa_api.inference.hardware import cpu_flags
+
+    return [f for f in FEATURES if f in cpu_flags()]
+
+
+def machine_kind() -> str:
+    return report.machine_kind(cpu_model(), cpu_features())
 
 
 def load_average() -> str:
@@ -418,8 +433,11 @@ def main(argv: list[str] | None = None) -> int:
         "--forward-only", action="store_true", help="only time raw forward passes; print them"
     )
     parser.add_argument("--report-only", action="store_true", help="re-render from results.json")
-    parser.add_argument("--results", type=Path, default=BENCH / "results.json")
+    parser.add_argument(
+        "--results", type=Path, default=None, help="default: bench/results-<machine kind>.json"
+    )
     args = parser.parse_args(argv)
+    args.results = args.results or BENCH / f"results-{machine_kind()}.json"
     # Libraries (onnxruntime's quantizer logs every tensor) stay at WARNING; the bench says INFO.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     for ours in ("bench", "compute"):
@@ -428,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.report_only:
         results = json.loads(args.results.read_text())
         results["notes"] = read_notes()
-        write_report(results)
+        write_report(results, args.results)
         return 0
 
     params = QUICK if args.quick else FULL
@@ -514,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
         "notes": read_notes(),
     }
     args.results.write_text(json.dumps(results, indent=2) + "\n")
-    write_report(results)
+    write_report(results, args.results)
     logger.info("done in %.0f s", time.perf_counter() - started)
     return 0
 
@@ -527,9 +545,16 @@ def read_notes() -> list[str]:
     return [ln[2:] for ln in path.read_text().splitlines() if ln.startswith("- ")]
 
 
-def write_report(results: dict[str, Any]) -> None:
+def write_report(results: dict[str, Any], path: Path) -> None:
+    """RESULTS.md, the plots and the docs' headline for this run, with each other machine kind's
+    last recorded run (bench/results-<kind>.json) beside it."""
+    others = [
+        json.loads(other.read_text())
+        for other in sorted(BENCH.glob("results-*.json"))
+        if other.resolve() != path.resolve()
+    ]
     plots = report.plot(results, REPO)
-    markdown = report.render_markdown(results, plots)
+    markdown = report.render_markdown(results, plots, others)
     (BENCH / "RESULTS.md").write_text(markdown)
     docs = REPO / "docs" / "bench.md"
     if docs.exists():
@@ -538,7 +563,8 @@ def write_report(results: dict[str, Any]) -> None:
         if start in text and end in text:
             before, rest = text.split(start, 1)
             after = rest.split(end, 1)[1]
-            docs.write_text(f"{before}{start}\n{report.headline(results)}\n{end}{after}")
+            tables = "\n\n".join(report.headline(r) for r in [results, *others])
+            docs.write_text(f"{before}{start}\n{tables}\n{end}{after}")
     sys.stdout.write(markdown)
 
 
