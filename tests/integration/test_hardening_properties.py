@@ -16,12 +16,13 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.processes import ServiceProcess
 
 EXAMPLES = 30
+REPORTED = "Miguel de Cervantes nació en Alcalá de Henares en 1547."
 WORDS = [
     "Miguel ", "de ", "Cervantes ", "nació ", "en ", "Alcalá ", "Henares ", "1547", ". ", ", ",
     "¿Dónde ", "¿Quién ", "escribió ", "el ", "Quijote", "? ", "¡", "año ", "señor ", "pingüino ",
@@ -170,6 +171,10 @@ def test_hostile_text_gets_an_answer_or_a_4xx_never_a_5xx(
         suppress_health_check=[HealthCheck.too_slow],
     )
     @given(request=qa_requests)
+    # The cases reported in issue 14, always run: a 500, a 200 and a 422 before the fixes.
+    @example(request={"context": REPORTED, "question": "¿Dónde?", "model": "\ud83d"})
+    @example(request={"context": REPORTED, "question": "\u200b\u200b"})
+    @example(request={"context": REPORTED, "question": "¿Dónde?", "max_seq_len": 128})
     def property_holds(request: dict[str, Any]) -> None:
         response = send(client, request)
         seen[response.status_code] += 1
