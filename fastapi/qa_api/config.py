@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from qa_api.inference.backends import BackendName
+from qa_api.inference.contexts import ContextCache
 from qa_api.inference.errors import InvalidInputError
 from qa_api.inference.features import check_window_fits
 from qa_api.inference.hardware import usable_cpus
@@ -59,7 +60,16 @@ class Settings(BaseSettings):
     max_question_chars: PositiveInt = 1_000
     max_top_k: int = Field(10, ge=1, le=100)
     max_batch_items: PositiveInt = 32
+    # Fits a QA_MAX_DOCUMENT_CHARS document: Spanish text takes about 1.1 bytes a character in
+    # JSON, 1.3 with every accent escaped as \uXXXX.
     max_body_bytes: PositiveInt = 4 * 1024 * 1024
+
+    # Passage preselection ("passages": {"mode": "bm25"}): only the top_n windows that BM25 ranks
+    # first are read, so a document may be far longer than a full read (QA_MAX_CONTEXT_CHARS).
+    # bench/passages.py chose top_n: recall and speed by top_n are in bench/RESULTS.md.
+    max_document_chars: PositiveInt = 1_000_000
+    passages_top_n: PositiveInt = 8
+    context_cache_mb: PositiveInt = 256  # contexts tokenized for follow-up questions
 
     # Runtime (inference/scheduler.py; the README's "Long texts" section says what they cost)
     # On CPU a batch of 4 windows runs as fast per window as 8, and its layers are what a short
@@ -95,6 +105,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"QA_DOC_STRIDE, QA_MAX_SEQ_LEN and QA_MAX_QUESTION_LEN do not fit: {exc.message}"
             ) from None
+        if self.max_document_chars < self.max_context_chars:
+            raise ValueError(
+                f"QA_MAX_DOCUMENT_CHARS ({self.max_document_chars}) must be at least "
+                f"QA_MAX_CONTEXT_CHARS ({self.max_context_chars})"
+            )
         return self
 
     @property
@@ -133,6 +148,7 @@ class Settings(BaseSettings):
             load=self.load_config(),
             scheduling=self.scheduler_config(),
             observer=observer,
+            contexts=ContextCache(self.context_cache_mb * 2**20),
         )
 
     def scheduler_config(self) -> SchedulerConfig:

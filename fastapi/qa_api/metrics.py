@@ -59,6 +59,14 @@ class Metrics:
         )
         self.model_ready = Gauge("qa_model_ready", "1 when ready", ["model"], registry=r)
         self.load_time = Gauge("qa_model_load_seconds", "Load + warm-up", ["model"], registry=r)
+        self.context_cache = Counter(
+            "qa_context_cache_lookups", "Tokenized-context cache lookups (bm25 mode)", ["result"],
+            registry=r,
+        )  # fmt: skip
+        self.context_cache_bytes = Gauge(
+            "qa_context_cache_bytes", "Memory held by tokenized contexts", registry=r
+        )
+        self._cache_counted = {"hit": 0, "miss": 0}
 
     def on_step(self, model: str, seconds: float) -> None:
         self.compute.labels(model).inc(seconds)
@@ -91,4 +99,10 @@ class Metrics:
                 self.throughput.labels(model.name).set(speed)
             if model.load_time_s is not None:
                 self.load_time.labels(model.name).set(model.load_time_s)
+        if models.contexts is not None:
+            cache = models.contexts
+            for result, total in (("hit", cache.hits), ("miss", cache.misses)):
+                self.context_cache.labels(result).inc(total - self._cache_counted[result])
+                self._cache_counted[result] = total
+            self.context_cache_bytes.set(cache.nbytes)
         return generate_latest(self.registry)

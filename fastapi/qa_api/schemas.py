@@ -70,6 +70,16 @@ class QAInput(BaseModel):
     question: ReadableText = Field(min_length=1, description="Question about the context.")
 
 
+class PassagesIn(BaseModel):
+    """Which windows of the context the model reads: all, or the `top_n` most similar to the
+    question by BM25 (much faster on long documents; contexts up to QA_MAX_DOCUMENT_CHARS)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    mode: Literal["all", "bm25"] = "all"
+    top_n: int | None = Field(None, ge=1, description="Windows read; null = QA_PASSAGES_TOP_N.")
+
+
 class QARequest(QAInput):
     """A question plus optional decoding options (null = the model's defaults)."""
 
@@ -98,6 +108,7 @@ class QARequest(QAInput):
     handle_impossible_answer: bool | None = Field(
         None, description="Let 'no answer in the text' compete with the best span (SQuAD2)."
     )
+    passages: PassagesIn = Field(default_factory=PassagesIn)
 
 
 class AnswerOut(BaseModel):
@@ -115,6 +126,19 @@ class TimingsOut(BaseModel):
     total_ms: float
 
 
+class ReadWindowOut(BaseModel):
+    index: int = Field(description="The window's number in the context, from 0.")
+    rank: int = Field(description="Its BM25 rank against the question, 1 = most similar.")
+    score: float = Field(description="Its BM25 score.")
+    start: int = Field(description="Character offset where the window starts in the context.")
+    end: int = Field(description="Character offset just past its end.")
+
+
+class PassagesOut(BaseModel):
+    mode: Literal["bm25"] = "bm25"
+    read: list[ReadWindowOut] = Field(description="The windows read, best ranked first.")
+
+
 class QAResponse(BaseModel):
     model: str
     answers: list[AnswerOut] = Field(description="Best spans first, duplicates removed.")
@@ -122,6 +146,9 @@ class QAResponse(BaseModel):
     no_answer_probability: float
     num_windows: int = Field(description="Windows the context was split into.")
     timings: TimingsOut
+    passages: PassagesOut | None = Field(
+        None, description="The windows read, when passages.mode was bm25 (null: all were read)."
+    )
 
 
 class BatchRequest(BaseModel):
@@ -153,6 +180,8 @@ class ModelLimits(BaseModel):
     max_question_len: int
     max_answer_len: int
     max_context_chars: int
+    max_document_chars: int = Field(description="Context limit with passages.mode bm25.")
+    passages_top_n: int = Field(description="Windows read with passages.mode bm25 by default.")
     max_question_chars: int
     max_top_k: int
     max_batch_items: int

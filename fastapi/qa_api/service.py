@@ -25,7 +25,14 @@ from qa_api.inference.registry import ModelRegistry
 from qa_api.inference.scheduler import Progress, Submission
 from qa_api.inference.types import QAOptions, QAQuery, QAResult, resolve_doc_stride
 from qa_api.metrics import Metrics
-from qa_api.schemas import AnswerOut, QARequest, QAResponse, TimingsOut
+from qa_api.schemas import (
+    AnswerOut,
+    PassagesOut,
+    QARequest,
+    QAResponse,
+    ReadWindowOut,
+    TimingsOut,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -145,10 +152,18 @@ class AnswerService:
     def _query(self, request: QARequest) -> tuple[str, QAQuery]:
         """The served model's name and the runtime query, after the size and range checks."""
         s = self.settings
-        if len(request.context) > s.max_context_chars:
+        bm25 = request.passages.mode == "bm25"
+        if bm25 and len(request.context) > s.max_document_chars:
             raise InputTooLargeError(
                 f"The context has {len(request.context)} characters; the limit is "
-                f"{s.max_context_chars} (QA_MAX_CONTEXT_CHARS). Send a shorter text."
+                f"{s.max_document_chars} (QA_MAX_DOCUMENT_CHARS). Send a shorter text."
+            )
+        if not bm25 and len(request.context) > s.max_context_chars:
+            raise InputTooLargeError(
+                f"The context has {len(request.context)} characters; the limit for reading it "
+                f"all is {s.max_context_chars} (QA_MAX_CONTEXT_CHARS). Send a shorter text, or "
+                f'"passages": {{"mode": "bm25"}} to read only the passages most similar to the '
+                f"question (up to {s.max_document_chars} characters)."
             )
         if len(request.question) > s.max_question_chars:
             raise InputTooLargeError(
@@ -176,6 +191,7 @@ class AnswerService:
                 if request.handle_impossible_answer is None
                 else request.handle_impossible_answer
             ),
+            bm25_top_n=(request.passages.top_n or s.passages_top_n) if bm25 else None,
         )
         return model.name, QAQuery(request.question, request.context, options)
 
@@ -188,4 +204,9 @@ def _to_response(model: str, result: QAResult) -> QAResponse:
         no_answer_probability=result.no_answer_probability,
         num_windows=result.num_windows,
         timings=TimingsOut(**asdict(result.timings)),
+        passages=(
+            PassagesOut(read=[ReadWindowOut(**asdict(w)) for w in result.passages.read])
+            if result.passages
+            else None
+        ),
     )

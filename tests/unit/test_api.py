@@ -91,8 +91,10 @@ def test_answer_has_offsets_scores_and_timings(client: TestClient) -> None:
     assert response.status_code == 200
     body = response.json()
     assert body.keys() == {
-        "model", "answers", "no_answer", "no_answer_probability", "num_windows", "timings"
+        "model", "answers", "no_answer", "no_answer_probability", "num_windows", "timings",
+        "passages",
     }  # fmt: skip
+    assert body["passages"] is None  # every window read
     assert body["model"] == "tiny"
     assert body["num_windows"] == 1
     assert 1 <= len(body["answers"]) <= 3

@@ -45,6 +45,8 @@ def _info(model: ServedModel, settings: Settings) -> ModelInfo:
             max_question_len=settings.max_question_len,
             max_answer_len=d.max_answer_len,
             max_context_chars=settings.max_context_chars,
+            max_document_chars=settings.max_document_chars,
+            passages_top_n=settings.passages_top_n,
             max_question_chars=settings.max_question_chars,
             max_top_k=settings.max_top_k,
             max_batch_items=settings.max_batch_items,

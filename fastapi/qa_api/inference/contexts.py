@@ -19,7 +19,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -31,8 +31,8 @@ from qa_api.inference.features import (
     Window,
     check_window_fits,
 )
-from qa_api.inference.passages import Terms, analyse
-from qa_api.inference.types import QAOptions
+from qa_api.inference.passages import Terms, analyse, rank_windows
+from qa_api.inference.types import QAOptions, Selection
 
 
 @dataclass(eq=False, slots=True)
@@ -173,6 +173,24 @@ def encode_windows(
         encoded.word_starts.append(np.r_[head_starts, context.starts[first], [0]])
         encoded.word_ends.append(np.r_[head_ends, context.ends[last], [0]])
     return encoded
+
+
+def encode_best(
+    tokenizer: Any,
+    question: str,
+    context: ContextTokens,
+    options: QAOptions,
+    max_question_len: int,
+    top_n: int,
+) -> EncodedQuery:
+    """Only the `top_n` windows most similar to the question (BM25), in text order; its
+    `selection` says which windows those were, out of how many."""
+    q = tokenize_question(tokenizer, question)
+    ranges = layout(q, context, options, max_question_len)
+    ranked = rank_windows(context.terms, char_spans(context, ranges), question, top_n)
+    chosen = sorted(r.index for r in ranked)
+    encoded = encode_windows(tokenizer, q, context, [ranges[i] for i in chosen])
+    return replace(encoded, selection=Selection(len(ranges), tuple(ranked)))
 
 
 def text_key(text: str) -> str:

@@ -18,6 +18,8 @@ import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_SPANISH
 
+from qa_api.inference.types import ReadWindow
+
 WORD = re.compile(r"(?u)\b\w\w+\b")  # bm25s' own default token pattern
 # Accented interrogatives carry no topic; unaccented, most of them are stop words already.
 QUESTION_WORDS = frozenset(
@@ -44,17 +46,6 @@ class Terms:
         return self.starts.nbytes + self.ids.nbytes + 100 * len(self.vocab)
 
 
-@dataclass(frozen=True, slots=True)
-class RankedWindow:
-    """A window chosen for reading: its number, its BM25 rank (1 = best) and character span."""
-
-    index: int
-    rank: int
-    score: float
-    start: int
-    end: int
-
-
 def _stems(text: str) -> tuple[list[int], list[str]]:
     """Character starts and stems of the text's words that are not stop words."""
     starts: list[int] = []
@@ -77,7 +68,7 @@ def analyse(text: str) -> Terms:
 
 def rank_windows(
     terms: Terms, spans: Sequence[tuple[int, int]], question: str, top_n: int
-) -> list[RankedWindow]:
+) -> list[ReadWindow]:
     """The `top_n` windows most similar to the question, best first.
 
     `spans` are the windows' character spans in the text `terms` was built from. Ties (a question
@@ -98,6 +89,6 @@ def rank_windows(
         scores = index.get_scores(query).astype(np.float64)
     order = np.argsort(-scores, kind="stable")[: max(0, top_n)]
     return [
-        RankedWindow(int(i), rank, float(scores[i]), int(bounds[i, 0]), int(bounds[i, 1]))
+        ReadWindow(int(i), rank, float(scores[i]), int(bounds[i, 0]), int(bounds[i, 1]))
         for rank, i in enumerate(order, start=1)
     ]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from qa_api.inference.backends import BackendName, load_backend, resolve_backend, resolve_device
+from qa_api.inference.contexts import ContextCache
 from qa_api.inference.errors import ModelNotFoundError, ModelNotReadyError
 from qa_api.inference.runtime import QARuntime
 from qa_api.inference.scheduler import Scheduler, SchedulerConfig, SchedulerObserver
@@ -103,8 +104,10 @@ class ModelRegistry:
         load: LoadConfig,
         scheduling: SchedulerConfig,
         observer: SchedulerObserver | None = None,
+        contexts: ContextCache | None = None,
     ) -> None:
         self.default = default
+        self.contexts = contexts  # tokenized contexts, shared by the models (keyed by name)
         self.models = {name: ServedModel(name, src, defaults) for name, src in models.items()}
         self._load = load
         # One scheduler, so one inference thread, runs every model (scheduler.py says why).
@@ -162,6 +165,7 @@ class ModelRegistry:
                 self._load.max_question_len,
                 self._load.pad_to_multiple_of,
                 self.scheduler,
+                self.contexts,
             )
             if self._load.warmup:
                 runtime.warm_up_shapes(model.defaults.max_seq_len)

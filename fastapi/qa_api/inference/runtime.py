@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from qa_api.inference.backends import ModelBackend
+from qa_api.inference.contexts import ContextCache
 from qa_api.inference.pipeline import Pipeline
 from qa_api.inference.scheduler import Progress, Scheduler, SchedulerConfig, Submission
 from qa_api.inference.types import QAQuery, QAResult
@@ -27,9 +28,12 @@ class QARuntime:
         max_question_len: int,
         pad_to_multiple_of: int,
         scheduler: Scheduler,
+        contexts: ContextCache | None = None,
     ) -> None:
         self.name = name
-        self.pipeline = Pipeline(name, tokenizer, backend, max_question_len, pad_to_multiple_of)
+        self.pipeline = Pipeline(
+            name, tokenizer, backend, max_question_len, pad_to_multiple_of, contexts
+        )
         self.scheduler = scheduler
 
     @classmethod

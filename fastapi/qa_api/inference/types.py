@@ -19,6 +19,7 @@ class QAOptions:
     max_seq_len: int = 384
     doc_stride: int = 128
     handle_impossible_answer: bool = True
+    bm25_top_n: int | None = None  # read only the windows BM25 ranks first; None reads them all
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,25 @@ class Answer:
     end: int
 
 
+@dataclass(frozen=True, slots=True)
+class ReadWindow:
+    """A window chosen for reading: its number, BM25 rank (1 = best) and character span."""
+
+    index: int
+    rank: int
+    score: float
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which of the context's windows were read, best ranked first (passage preselection)."""
+
+    num_windows: int
+    read: tuple[ReadWindow, ...]
+
+
 @dataclass(slots=True)
 class Timings:
     queue_ms: float = 0.0
@@ -52,5 +72,6 @@ class QAResult:
     answers: list[Answer]
     no_answer: bool
     no_answer_probability: float
-    num_windows: int
+    num_windows: int  # of the whole context, read or not
     timings: Timings = field(default_factory=Timings)
+    passages: Selection | None = None  # None: every window was read
