@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 from fpdf import FPDF
 
-from qa_ui.client import Answer
+from qa_ui.client import Answer, ModelLimits
 from qa_ui.documents import Document, extract_document, extract_text
+from qa_ui.reading import can_read_all, estimated_windows, mode_for
 from qa_ui.render import document_view, duration, snippet, snippet_span
 
 pytestmark = pytest.mark.unit
@@ -119,3 +120,16 @@ def test_document_view_opens_at_the_selected_answer_and_escapes_labels() -> None
     assert "Uno &lt;i&gt;dos&lt;/i&gt;." in html
     assert 'class="qa-answer qa-answer-1" data-rank="2"' in html
     assert html.rstrip().endswith("show(2);\n</script>\n</body></html>")
+
+
+LIMITS = ModelLimits(max_seq_len=384, doc_stride=128, max_context_chars=50_000)
+
+
+def test_long_texts_are_read_by_passages_unless_the_user_asks_for_all() -> None:
+    assert estimated_windows(100, LIMITS) == 1
+    assert estimated_windows(30_000, LIMITS) == 28  # SQuAD-es measured about 27 for such texts
+    assert mode_for(5_000, LIMITS) == "all"
+    assert mode_for(40_000, LIMITS) == "bm25"
+    assert mode_for(40_000, LIMITS, read_all=True) == "all"
+    assert mode_for(400_000, LIMITS, read_all=True) == "bm25"  # too long to read whole
+    assert (can_read_all(50_000, LIMITS), can_read_all(50_001, LIMITS)) == (True, False)
