@@ -5,10 +5,12 @@ Run: ``QA_UI_BACKEND_URL=http://localhost:8008 streamlit run streamlit/app.py``
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
 import streamlit as st
+import streamlit.components.v1 as components
 
 from qa_ui import client as client_module
 from qa_ui.client import (
@@ -22,17 +24,20 @@ from qa_ui.client import (
     curl_command,
 )
 from qa_ui.config import SettingsError, UISettings
-from qa_ui.documents import DocumentError, extract_text
+from qa_ui.documents import Document, DocumentError, extract_document
 from qa_ui.examples import EXAMPLES, EXAMPLES_BY_KEY
 from qa_ui.history import HistoryEntry, to_csv, to_json
+from qa_ui.reading import can_read_all, mode_for
 from qa_ui.render import (
     alternatives_list,
     answer_card,
+    document_view,
+    duration,
     highlight_context,
     no_answer_card,
     snippet,
 )
-from qa_ui.texts import Lang, millis, percent, texts_for, thousands
+from qa_ui.texts import Lang, percent, progress_label, texts_for, thousands
 
 logger = logging.getLogger("qa_ui.app")
 
@@ -41,6 +46,9 @@ POLL_READY_S = 15
 DEFAULT_TOP_K = 3
 # The model's limit is its default answer length; the API accepts longer ones on request.
 MAX_ANSWER_LEN_CHOICE = 100
+# A text longer than its box shows (about 2,000 characters) opens in a view scrolled to the answer.
+SCROLLING_TEXT_CHARS = 2_000
+FULL_TEXT_HEIGHT = 520
 
 
 @st.cache_resource
@@ -83,11 +91,12 @@ def load_upload(max_chars: int, max_upload_mb: float) -> None:
         )
         return
     try:
-        text = extract_text(uploaded.name, data)
+        document = extract_document(uploaded.name, data)
     except DocumentError as exc:
         message = t[f"upload_{exc.code}"].format(name=uploaded.name, reason=exc.reason)
         st.session_state["upload_message"] = ("error", message)
         return
+    text = document.text
     if len(text) > max_chars:
         st.session_state["upload_message"] = (
             "warning",
@@ -100,6 +109,8 @@ def load_upload(max_chars: int, max_upload_mb: float) -> None:
             t["upload_loaded"].format(name=uploaded.name, chars=len(text)),
         )
     st.session_state["context"] = text
+    # Page numbers hold while the text is the upload's (page_of checks the offset against it).
+    st.session_state["document"] = Document(text, document.page_starts)
 
 
 # ---------------------------------------------------------------- pieces of the page
@@ -249,7 +260,7 @@ def input_area(settings: UISettings, limits: ModelLimits, t: dict[str, str]) -> 
         key="upload",
         max_upload_size=max(1, int(settings.max_upload_mb)),
         on_change=load_upload,
-        args=(limits.max_context_chars, settings.max_upload_mb),
+        args=(limits.max_document_chars, settings.max_upload_mb),
     )
     message = st.session_state.get("upload_message")
     if message:
@@ -257,14 +268,14 @@ def input_area(settings: UISettings, limits: ModelLimits, t: dict[str, str]) -> 
         {"error": st.error, "warning": st.warning, "success": st.success}[kind](text)
 
     context = st.session_state.get("context")
-    if context and len(context) > limits.max_context_chars:
-        st.session_state["context"] = context[: limits.max_context_chars]
+    if context and len(context) > limits.max_document_chars:
+        st.session_state["context"] = context[: limits.max_document_chars]
     with st.form(key="qa_form", border=True):
         # max_chars makes the browser show a live character counter without a rerun.
         st.text_area(
             t["context_label"],
             height=220,
-            max_chars=limits.max_context_chars,
+            max_chars=limits.max_document_chars,
             placeholder=t["context_placeholder"],
             key="context",
         )
@@ -282,21 +293,32 @@ def input_area(settings: UISettings, limits: ModelLimits, t: dict[str, str]) -> 
     st.caption(
         t["context_count"].format(
             chars=thousands(chars, current_lang()),
-            limit=thousands(limits.max_context_chars, current_lang()),
+            limit=thousands(limits.max_document_chars, current_lang()),
         )
     )
     return submitted
 
 
 def build_request() -> QARequest:
+    context = st.session_state.get("context") or ""
+    limits: ModelLimits = st.session_state.get("limits") or ModelLimits()
+    mode = mode_for(len(context), limits, st.session_state.pop("read_all", False))
     return QARequest(
-        context=st.session_state.get("context") or "",
+        context=context,
+        # "all" is the backend's default: left out, a short text's request is as it was.
+        passages="bm25" if mode == "bm25" else None,
         question=(st.session_state.get("question") or "").strip(),
         model=st.session_state.get("model"),
         top_k=int(st.session_state.get("top_k", DEFAULT_TOP_K)),
         max_answer_len=st.session_state.get("max_answer_len"),
         handle_impossible_answer=bool(st.session_state.get("allow_no_answer", True)),
     )
+
+
+def read_all() -> None:
+    """The "read everything" button: ask the same question again, reading every window."""
+    st.session_state["read_all"] = True
+    st.session_state["ask_again"] = True
 
 
 def ask(client: client_module.QAClient, models: ModelsInfo | None, t: dict[str, str]) -> None:
@@ -310,8 +332,8 @@ def ask(client: client_module.QAClient, models: ModelsInfo | None, t: dict[str, 
         return
     history: list[HistoryEntry] = st.session_state.setdefault("history", [])
     st.session_state["last_request"] = request
-    with st.spinner(t["thinking"]):
-        if st.session_state.get("compare"):
+    if st.session_state.get("compare"):
+        with st.spinner(t["thinking"]):
             try:
                 models = models or client.models()
             except BackendError as exc:
@@ -328,14 +350,46 @@ def ask(client: client_module.QAClient, models: ModelsInfo | None, t: dict[str, 
                 "results": results,
             }
             return
-        try:
-            result = client.ask(request)
-        except BackendError as exc:
-            logger.info("ask failed: %s (%s)", exc.code, exc.request_id)
-            st.session_state["outcome"] = {"kind": "error", "error": exc}
-            return
+    # Until the stream ends, the outcome says "stopped": a stop or a page left ends this run.
+    st.session_state["outcome"] = {"kind": "stopped"}
+    try:
+        result = ask_with_progress(client, request, t)
+    except BackendError as exc:
+        logger.info("ask failed: %s (%s)", exc.code, exc.request_id)
+        st.session_state["outcome"] = {"kind": "error", "error": exc}
+        return
     history.append(HistoryEntry.from_result(request, result))
     st.session_state["outcome"] = {"kind": "answer", "request": request, "result": result}
+
+
+# ---------------------------------------------------------------- streaming answer (progress, stop)
+
+
+def ask_with_progress(
+    client: client_module.QAClient, request: QARequest, t: dict[str, str]
+) -> QAResult:
+    """Ask through the progress stream: a bar with the time left for texts of several windows,
+    and a stop button. Stopping or leaving ends this script run, which closes the stream, and
+    the backend drops the work left."""
+    placeholder = st.empty()
+    with placeholder.container():
+        bar = st.progress(0.0, text=t["progress_start"])
+        st.button(t["stop"], key="stop", icon=":material/stop_circle:")
+    try:
+        with contextlib.closing(client.ask_stream(request)) as events:
+            for event in events:
+                if isinstance(event, QAResult):
+                    return event
+                label = progress_label(
+                    event.windows_done, event.windows_total, event.remaining_s, current_lang()
+                )
+                bar.progress(event.fraction, text=label)
+    finally:
+        placeholder.empty()
+    raise BackendError("the backend ended the stream without an answer")
+
+
+# ---------------------------------------------------------------- answers
 
 
 def score_text(score: float, lang: Lang, t: dict[str, str]) -> str:
@@ -355,7 +409,38 @@ def show_timings(result: QAResult, lang: Lang, t: dict[str, str]) -> None:
     ]
     for row in (values[:3], values[3:]):
         for column, (key, value) in zip(st.columns(3), row, strict=True):
-            column.metric(t[key], millis(value, lang))
+            column.metric(t[key], duration(value, lang))
+
+
+def page_label(context: str, offset: int, t: dict[str, str]) -> str:
+    """ "pág. 12" for an offset of the uploaded PDF's text; "" when the text is not one."""
+    document: Document | None = st.session_state.get("document")
+    if document is None or document.text != context:
+        return ""
+    page = document.page_of(offset)
+    return "" if page is None else t["page"].format(page=page)
+
+
+def show_passages(request: QARequest, result: QAResult, t: dict[str, str]) -> None:
+    """Say that only some passages were read, with a one-click full read where one is allowed."""
+    if not result.read_windows or len(result.read_windows) >= result.num_windows:
+        return
+    note = t["passages_note"].format(read=len(result.read_windows), total=result.num_windows)
+    limits: ModelLimits = st.session_state.get("limits") or ModelLimits()
+    with st.container(border=True, key="passages_note"):
+        st.markdown(note)
+        if can_read_all(len(request.context), limits):
+            st.button(
+                t["read_all"], key="read_all_button", on_click=read_all, help=t["read_all_help"]
+            )
+        else:
+            chars, limit = len(request.context), limits.max_context_chars
+            lang = current_lang()
+            st.caption(
+                t["read_all_too_long"].format(
+                    chars=thousands(chars, lang), limit=thousands(limit, lang)
+                )
+            )
 
 
 def show_answer(request: QARequest, result: QAResult, lang: Lang, t: dict[str, str]) -> None:
@@ -380,8 +465,26 @@ def show_answer(request: QARequest, result: QAResult, lang: Lang, t: dict[str, s
     else:
         st.markdown(f"**{t['best_answer']}**")
         st.markdown(answer_card(best.answer, labels[0], best.score), unsafe_allow_html=True)
-        st.markdown(f"**{t['in_context']}**")
-        st.markdown(highlight_context(request.context, result.answers), unsafe_allow_html=True)
+        pages = [page_label(request.context, a.start, t) for a in result.answers]
+        st.markdown(
+            snippet(request.context, best, page_label=pages[0], css_class="qa-snippet"),
+            unsafe_allow_html=True,
+        )
+        show_passages(request, result, t)
+        if len(request.context) > SCROLLING_TEXT_CHARS:
+            st.markdown(f"**{t['full_text']}**")
+            buttons = [
+                " · ".join(filter(None, [f"#{rank + 1} {a.answer}", label, pages[rank]]))
+                for rank, (a, label) in enumerate(zip(result.answers, labels, strict=True))
+            ]
+            components.html(
+                document_view(request.context, result.answers, buttons),
+                height=FULL_TEXT_HEIGHT,
+                scrolling=True,
+            )
+        else:
+            st.markdown(f"**{t['in_context']}**")
+            st.markdown(highlight_context(request.context, result.answers), unsafe_allow_html=True)
         if len(result.answers) > 1:
             st.markdown(f"**{t['alternatives']}**")
             st.markdown(alternatives_list(result.answers, labels), unsafe_allow_html=True)
@@ -432,8 +535,8 @@ def show_compare(
                     st.markdown(snippet(request.context, best), unsafe_allow_html=True)
                 st.caption(
                     t["compare_latency"].format(
-                        total=millis(outcome.timings.total_ms, lang),
-                        round_trip=millis(outcome.round_trip_ms, lang),
+                        total=duration(outcome.timings.total_ms, lang),
+                        round_trip=duration(outcome.round_trip_ms, lang),
                     )
                 )
 
@@ -446,6 +549,8 @@ def show_outcome(lang: Lang, t: dict[str, str]) -> None:
         st.warning(outcome["message"], icon=":material/edit_note:")
     elif outcome["kind"] == "error":
         show_error(outcome["error"], t)
+    elif outcome["kind"] == "stopped":
+        st.info(t["stopped"], icon=":material/stop_circle:")
     elif outcome["kind"] == "answer":
         show_answer(outcome["request"], outcome["result"], lang, t)
     elif outcome["kind"] == "compare":
@@ -514,6 +619,7 @@ def page() -> None:
         health: BackendHealth = st.session_state["health"]
         models = fetch_models(client, health)
         limits = advanced_settings(models, t)
+        st.session_state["limits"] = limits
 
     st.title(t["title"])
     st.markdown(f"{t['instructions']}  \n[{t['docs_link']}]({settings.public_api_url}/docs)")
@@ -521,7 +627,7 @@ def page() -> None:
     with left:
         submitted = input_area(settings, limits, t)
     with right:
-        if submitted:
+        if submitted or st.session_state.pop("ask_again", False):
             ask(client, models, t)
         show_outcome(lang, t)
     history_section(settings, lang, t)

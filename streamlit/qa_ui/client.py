@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -99,6 +99,7 @@ class QARequest:
     top_k: int = 1
     max_answer_len: int | None = None
     handle_impossible_answer: bool | None = True
+    passages: str | None = None  # "all" or "bm25" (unset: the backend's default, all)
 
     def payload(self) -> dict[str, Any]:
         """The JSON body of ``POST /v1/qa`` (unset options are left to the backend)."""
@@ -111,7 +112,20 @@ class QARequest:
             value = getattr(self, name)
             if value is not None:
                 body[name] = value
+        if self.passages is not None:
+            body["passages"] = {"mode": self.passages}
         return body
+
+
+@dataclass(frozen=True)
+class ReadWindow:
+    """A window the backend read in ``bm25`` mode: its BM25 rank and character span."""
+
+    index: int
+    rank: int
+    score: float
+    start: int
+    end: int
 
 
 @dataclass(frozen=True)
@@ -124,6 +138,7 @@ class QAResult:
     timings: Timings
     round_trip_ms: float = 0.0
     request_id: str | None = None
+    read_windows: tuple[ReadWindow, ...] = ()  # empty: every window was read
 
     @property
     def best(self) -> Answer | None:
@@ -161,7 +176,39 @@ class QAResult:
             ),
             round_trip_ms=round_trip_ms,
             request_id=request_id,
+            read_windows=tuple(
+                ReadWindow(**{k: w[k] for k in ReadWindow.__dataclass_fields__})
+                for w in (data.get("passages") or {}).get("read", [])
+            ),
         )
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A ``progress`` event of ``POST /v1/qa/stream``."""
+
+    windows_done: int
+    windows_total: int
+    elapsed_s: float
+    remaining_s: float | None
+
+    @property
+    def fraction(self) -> float:
+        return self.windows_done / self.windows_total if self.windows_total else 0.0
+
+
+def sse_events(lines: Iterable[bytes]) -> Iterator[tuple[str, Any]]:
+    """(event name, decoded JSON data) of each Server-Sent Event in a stream of lines."""
+    name, data = "", ""
+    for raw in lines:
+        line = raw.decode("utf-8")
+        if line.startswith("event:"):
+            name = line.removeprefix("event:").strip()
+        elif line.startswith("data:"):
+            data = line.removeprefix("data:").strip()
+        elif not line and name:
+            yield name, json.loads(data)
+            name, data = "", ""
 
 
 @dataclass(frozen=True)
@@ -171,6 +218,8 @@ class ModelLimits:
     max_question_len: int = 64
     max_answer_len: int = 30
     max_context_chars: int = 50_000
+    max_document_chars: int = 1_000_000
+    passages_top_n: int = 8
     max_question_chars: int = 1_000
     max_top_k: int = 10
 
@@ -378,10 +427,12 @@ class QAClient:
         json_body: Any = None,
         form: Mapping[str, str] | None = None,
         read_timeout_s: float | None = None,
+        stream: bool = False,
     ) -> tuple[requests.Response, str]:
         """Send one logical request, trying other replicas on connection loss or 503."""
         request_id = uuid.uuid4().hex
-        headers = {"X-Request-ID": request_id, "Accept": "application/json"}
+        accept = "text/event-stream" if stream else "application/json"
+        headers = {"X-Request-ID": request_id, "Accept": accept}
         if self.settings.api_key:
             headers["X-API-Key"] = self.settings.api_key
         if self.pool.spread:
@@ -396,7 +447,11 @@ class QAClient:
             targets = [t for t in self.pool.targets() if t not in tried]
             for target in targets:
                 tried.add(target)
-                kwargs: dict[str, Any] = {"headers": dict(headers), "timeout": timeout}
+                kwargs: dict[str, Any] = {
+                    "headers": dict(headers),
+                    "timeout": timeout,
+                    "stream": stream,
+                }
                 if form is not None:
                     # A streaming encoder is consumed by a send, so every attempt gets a new one.
                     encoder = MultipartEncoder(fields=dict(form))
@@ -486,6 +541,50 @@ class QAClient:
         data, request_id = self._json("POST", "/v1/qa", json_body=request.payload())
         round_trip_ms = (time.perf_counter() - started) * 1000
         return QAResult.from_json(data, round_trip_ms=round_trip_ms, request_id=request_id)
+
+    def ask_stream(self, request: QARequest) -> Generator[Progress | QAResult, None, None]:
+        """``POST /v1/qa/stream``: progress while the backend reads the text, then the result.
+
+        Closing the iterator early closes the connection, and the backend drops the work left.
+        The read timeout applies between events, so a long text never hits it while it moves.
+        """
+        started = time.perf_counter()
+        response, request_id = self._send(
+            "POST", "/v1/qa/stream", json_body=request.payload(), stream=True
+        )
+        with contextlib.closing(response):
+            if not response.ok:
+                raise _error_from_response(response, request_id)
+            request_id = response.headers.get("X-Request-ID", request_id)
+            try:
+                # chunk_size=None: each event as it arrives (typeshed lacks the None)
+                lines = response.iter_lines(chunk_size=None)  # type: ignore[call-overload]
+                for name, data in sse_events(lines):
+                    if name == "progress":
+                        yield Progress(
+                            windows_done=int(data["windows_done"]),
+                            windows_total=int(data["windows_total"]),
+                            elapsed_s=float(data["elapsed_s"]),
+                            remaining_s=data.get("remaining_s"),
+                        )
+                    elif name == "result":
+                        round_trip_ms = (time.perf_counter() - started) * 1000
+                        yield QAResult.from_json(
+                            data, round_trip_ms=round_trip_ms, request_id=request_id
+                        )
+                        return
+                    elif name == "error":
+                        raise BackendError(
+                            str(data.get("error", "error")),
+                            code=str(data.get("code", "internal_error")),
+                            request_id=data.get("request_id") or request_id,
+                        )
+            except requests.RequestException as exc:
+                raise BackendTimeout(
+                    f"the backend sent nothing for {self.settings.timeout_s:g} s",
+                    request_id=request_id,
+                ) from exc
+        raise BackendError("the backend ended the stream without an answer", request_id=request_id)
 
     def compare(
         self, request: QARequest, models: Sequence[str]

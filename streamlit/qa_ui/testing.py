@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 
 from qa_ui.client import (
@@ -14,6 +14,7 @@ from qa_ui.client import (
     ModelInfo,
     ModelLimits,
     ModelsInfo,
+    Progress,
     QARequest,
     QAResult,
     Timings,
@@ -79,6 +80,8 @@ class FakeQAClient:
     error: BackendError | None = None
     down: bool = False
     calls: list[QARequest] = field(default_factory=list)
+    progress: Sequence[Progress] = ()  # sent by ask_stream before the answer
+    streams_closed: int = 0
 
     def health(self) -> BackendHealth:
         if self.down:
@@ -102,6 +105,14 @@ class FakeQAClient:
         if self.responder is None:
             raise AssertionError("FakeQAClient.ask called without a responder")
         return self.responder(request)
+
+    def ask_stream(self, request: QARequest) -> Generator[Progress | QAResult, None, None]:
+        """The scripted progress events, then what ``ask`` answers; counts closed streams."""
+        try:
+            yield from self.progress
+            yield self.ask(request)
+        finally:
+            self.streams_closed += 1
 
     def compare(
         self, request: QARequest, models: Sequence[str]

@@ -56,6 +56,11 @@ _ES: dict[str, str] = {
     "empty_context": "Escribe o pega un texto antes de preguntar.",
     "empty_question": "Escribe una pregunta.",
     "thinking": "Buscando la respuesta…",
+    "progress_start": "Leyendo el texto…",
+    "progress": "Leídos {done} de {total} fragmentos · quedan unos {left} s",
+    "progress_no_estimate": "Leídos {done} de {total} fragmentos",
+    "stop": "Detener",
+    "stopped": "Pregunta detenida: el servidor ha dejado de procesarla.",
     # Advanced settings
     "advanced_header": "Ajustes avanzados",
     "model_label": "Modelo",
@@ -85,6 +90,17 @@ _ES: dict[str, str] = {
     "t_total": "Total servidor",
     "t_round_trip": "Ida y vuelta",
     "result_meta": "Modelo {model} · {windows} ventana(s) · petición {request_id}",
+    "passages_note": (
+        "Se leyeron los {read} pasajes más parecidos a la pregunta de {total}; "
+        "el resto del texto no se ha leído."
+    ),
+    "read_all": "Leer todo",
+    "read_all_help": "Lee el texto entero: tarda más, pero no se salta nada.",
+    "read_all_too_long": (
+        "El texto es demasiado largo para leerlo entero ({chars} caracteres; máximo {limit})."
+    ),
+    "page": "pág. {page}",
+    "full_text": "El texto completo, abierto en la respuesta (pulsa una respuesta para ir a ella)",
     "compare_header": "Comparación de modelos",
     "compare_none": "El servidor no ofrece ningún modelo listo para comparar.",
     "compare_latency": "{total} en el servidor · {round_trip} ida y vuelta",
@@ -174,6 +190,11 @@ _EN: dict[str, str] = {
     "empty_context": "Type or paste a text before asking.",
     "empty_question": "Type a question.",
     "thinking": "Looking for the answer…",
+    "progress_start": "Reading the text…",
+    "progress": "Read {done} of {total} passages · about {left} s left",
+    "progress_no_estimate": "Read {done} of {total} passages",
+    "stop": "Stop",
+    "stopped": "Question stopped: the server no longer works on it.",
     "advanced_header": "Advanced settings",
     "model_label": "Model",
     "model_default": "{name} (default)",
@@ -201,6 +222,17 @@ _EN: dict[str, str] = {
     "t_total": "Server total",
     "t_round_trip": "Round trip",
     "result_meta": "Model {model} · {windows} window(s) · request {request_id}",
+    "passages_note": (
+        "Read the {read} passages most similar to the question, of {total}; "
+        "the rest of the text was not read."
+    ),
+    "read_all": "Read everything",
+    "read_all_help": "Reads the whole text: slower, but nothing is skipped.",
+    "read_all_too_long": (
+        "The text is too long to read whole ({chars} characters; at most {limit})."
+    ),
+    "page": "p. {page}",
+    "full_text": "The full text, opened at the answer (click an answer to go to it)",
     "compare_header": "Model comparison",
     "compare_none": "The server offers no ready model to compare.",
     "compare_latency": "{total} on the server · {round_trip} round trip",
@@ -253,3 +285,11 @@ def thousands(value: int, lang: Lang = "es") -> str:
     """50000 -> '50.000' in Spanish, '50,000' in English."""
     text = f"{value:,}"
     return text.replace(",", ".") if lang == "es" else text
+
+
+def progress_label(done: int, total: int, remaining_s: float | None, lang: Lang = "es") -> str:
+    """The progress bar's text: windows read of all, and the seconds left when estimated."""
+    t = TEXTS[lang]
+    if remaining_s is None:
+        return t["progress_no_estimate"].format(done=done, total=total)
+    return t["progress"].format(done=done, total=total, left=max(1, round(remaining_s)))

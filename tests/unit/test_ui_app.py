@@ -13,9 +13,17 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from qa_ui import client as client_module
-from qa_ui.client import BackendError, BackendState, BackendTimeout, QARequest, QAResult
+from qa_ui.client import (
+    BackendError,
+    BackendState,
+    BackendTimeout,
+    Progress,
+    QARequest,
+    QAResult,
+)
 from qa_ui.examples import EXAMPLES_BY_KEY
 from qa_ui.testing import FakeQAClient, make_models, make_result, minimal_pdf
+from qa_ui.texts import progress_label
 
 pytestmark = pytest.mark.unit
 
@@ -349,3 +357,25 @@ def test_english_toggle_switches_every_string(
     assert at.title[0].value == "Ask anything about a text"
     assert [e.value for e in at.sidebar.error] == ["Server unavailable"]
     assert at.button(key="ask").label == "Ask"
+
+
+def test_the_answer_comes_through_the_progress_stream(
+    app: Callable[[], AppTest], fake: FakeQAClient
+) -> None:
+    """Asking reads POST /v1/qa/stream to its end (the bar is gone once the answer is shown)."""
+    fake.progress = [Progress(0, 35, 0.05, 8.2), Progress(4, 35, 1.0, 7.1)]
+    fake.responder = lambda r: make_result(r.context, [("Miguel de Cervantes Saavedra", 0.91)])
+    at = app()
+    at.selectbox(key="example").select("quijote").run()
+    ask(at)
+
+    assert "Miguel de Cervantes Saavedra" in html_blocks(at)
+    assert fake.streams_closed == 1
+    assert not at.info  # no "stopped" notice once answered
+    assert not at.get("progress")
+
+
+def test_progress_label_says_windows_and_time_left() -> None:
+    assert progress_label(4, 35, 7.4, "es") == "Leídos 4 de 35 fragmentos · quedan unos 7 s"
+    assert progress_label(0, 35, None, "es") == "Leídos 0 de 35 fragmentos"
+    assert progress_label(34, 35, 0.2, "en") == "Read 34 of 35 passages · about 1 s left"
