@@ -586,6 +586,13 @@ class QAClient:
                 ) from exc
         raise BackendError("the backend ended the stream without an answer", request_id=request_id)
 
+    def ask_to_end(self, request: QARequest) -> QAResult:
+        """The stream's answer, without its progress: the read timeout applies between events,
+        so a long text is not cut off by it (``ask`` waits for the whole answer in one read)."""
+        *_, last = self.ask_stream(request)
+        assert isinstance(last, QAResult)  # ask_stream ends with the result or raises
+        return last
+
     def compare(
         self, request: QARequest, models: Sequence[str]
     ) -> list[tuple[str, QAResult | BackendError]]:
@@ -593,7 +600,7 @@ class QAClient:
         results: list[tuple[str, QAResult | BackendError]] = []
         for name in models:
             try:
-                result = self.ask(
+                result = self.ask_to_end(
                     QARequest(**{**asdict(request), "model": name})  # type: ignore[arg-type]
                 )
             except BackendError as exc:

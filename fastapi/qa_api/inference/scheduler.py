@@ -386,18 +386,34 @@ class Scheduler:
             f"The text makes {windows} windows of up to {jobs[0].query.options.max_seq_len} "
             f"tokens: about {needed:.0f} s of computing at this server's measured speed, more "
             f"than the {submission.timeout_s:g} s timeout (QA_REQUEST_TIMEOUT_S). Send a shorter "
-            f"text (about {fitting:,} characters fit), only the passages likely to hold the "
-            "answer, or raise the timeout."
+            f"text (about {fitting:,} characters fit), or "
+            '"passages": {"mode": "bm25"} to read only the passages most similar to the '
+            "question, or raise the timeout."
         )
 
     # -- inference thread ------------------------------------------------------------------
 
     def _run(self) -> None:
-        while (work := self._next()) is not None:
+        while True:
+            try:
+                work = self._next()
+            except Exception:  # a bug here must not leave every caller waiting for its timeout
+                logger.exception("the scheduler failed to pick work; dropping what is admitted")
+                self._fail_all(RuntimeError("the scheduler failed; retry"))
+                continue
+            if work is None:
+                return
             if isinstance(work, _Call):
                 work.run()
             else:
                 self._step(work)
+
+    def _fail_all(self, exc: Exception) -> None:
+        with self._cond:
+            for job in list(self._jobs):
+                self._drop(job, len(job.waiting), "failed")
+                _settle(job.future, exc=exc)
+            self._batches.clear()
 
     def _next(self) -> _Batch | _Call | None:
         """Block for work: a call, or the batch to advance by one step. None: closed and idle."""
