@@ -17,12 +17,11 @@ from typing import Any, TypeVar
 from qa_api.config import Settings
 from qa_api.inference.errors import (
     ClientGoneError,
-    InferenceTimeoutError,
     InputTooLargeError,
     InvalidInputError,
 )
 from qa_api.inference.registry import ModelRegistry
-from qa_api.inference.scheduler import Progress, Submission
+from qa_api.inference.scheduler import Progress, Submission, deadline_passed
 from qa_api.inference.types import QAOptions, QAQuery, QAResult, resolve_doc_stride
 from qa_api.metrics import Metrics
 from qa_api.schemas import (
@@ -144,10 +143,7 @@ class AnswerService:
             return task.result()
         if watcher is not None and watcher.done() and not watcher.cancelled():
             raise ClientGoneError("The client closed the connection; its work was dropped.")
-        raise InferenceTimeoutError(
-            f"No answer within {self.settings.request_timeout_s:g} s (QA_REQUEST_TIMEOUT_S). "
-            "Send a shorter context or retry when the server is less busy."
-        )
+        raise deadline_passed(self.settings.request_timeout_s)
 
     def _query(self, request: QARequest) -> tuple[str, QAQuery]:
         """The served model's name and the runtime query, after the size and range checks."""

@@ -209,6 +209,14 @@ class Submission:
             self._on_progress(self.progress())
 
 
+def deadline_passed(timeout_s: float) -> InferenceTimeoutError:
+    """The error of a request whose deadline passed (scheduler and service alike)."""
+    return InferenceTimeoutError(
+        f"No answer within {timeout_s:g} s (QA_REQUEST_TIMEOUT_S). Send a shorter context or "
+        "retry when the server is less busy."
+    )
+
+
 def _settle(future: Future[T], result: T | None = None, exc: BaseException | None = None) -> None:
     """Set a future's outcome unless its caller cancelled it meanwhile."""
     try:
@@ -378,6 +386,8 @@ class Scheduler:
         """InputTooLargeError when the windows cannot finish in time at the measured speed."""
         needed = self._throughput.get(pipeline.name, Throughput()).seconds_for(tokens)
         left = submission.deadline - time.perf_counter()
+        if left <= 0:  # the deadline passed in the tokenizer's queue: a timeout, not a size
+            raise deadline_passed(submission.timeout_s)
         if needed is None or needed <= left:
             return
         chars = sum(len(job.query.context) for job in jobs)
@@ -439,14 +449,7 @@ class Scheduler:
         now = time.perf_counter()
         for job in list(self._jobs):
             if not job.future.done() and now >= job.submission.deadline:
-                _settle(
-                    job.future,
-                    exc=InferenceTimeoutError(
-                        f"No answer within {job.submission.timeout_s:g} s "
-                        "(QA_REQUEST_TIMEOUT_S). Send a shorter context or retry when the "
-                        "server is less busy."
-                    ),
-                )
+                _settle(job.future, exc=deadline_passed(job.submission.timeout_s))
                 self._drop(job, len(job.waiting), "deadline")
             elif job.future.done():
                 self._drop(job, len(job.waiting), "cancelled")
