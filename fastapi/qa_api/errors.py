@@ -59,6 +59,7 @@ HTTP_CODES = {
     405: "method_not_allowed",
     413: "payload_too_large",
 }
+MAX_DETAILS = 20  # a 4 MiB body can hold a million mistakes; the first ones say what to fix
 UNPARSEABLE = (
     "The request body could not be parsed. Send valid UTF-8 JSON "
     "(Content-Type: application/json), or form fields for /qas/."
@@ -87,9 +88,11 @@ def error_response(
 
 
 def _describe(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
-    details = [_detail(e) for e in errors]
+    """The message names the first problems; `details` lists at most MAX_DETAILS of them."""
+    details = [_detail(e) for e in errors[:MAX_DETAILS]]
     parts = [f"{'.'.join(d['loc'][1:] or d['loc']) or 'body'}: {d['msg']}" for d in details[:5]]
-    return "Invalid request. " + "; ".join(parts) + ".", details
+    more = f" (and {len(errors) - 5} more problems)" if len(errors) > 5 else ""
+    return "Invalid request. " + "; ".join(parts) + more + ".", details
 
 
 def _detail(error: dict[str, Any]) -> dict[str, Any]:

@@ -262,9 +262,7 @@ def test_body_over_the_byte_limit_is_refused_before_parsing(make_client: MakeCli
     query = client.post("/qas/", params={"context": "x" * 5000, "question": QUESTION})
     assert_error(query, 413, "payload_too_large", "query string", "QA_MAX_BODY_BYTES")
     for form in ({"data": {"context": "x" * 5000}}, {"files": {"context": (None, "x" * 5000)}}):
-        assert_error(
-            client.post("/qas/", **form), 413, "payload_too_large", "QA_MAX_BODY_BYTES"
-        )
+        assert_error(client.post("/qas/", **form), 413, "payload_too_large", "QA_MAX_BODY_BYTES")
 
 
 def test_api_key(make_client: MakeClient) -> None:
@@ -479,3 +477,18 @@ def test_error_messages_echo_only_safe_text() -> None:
         '{"error":"Unknown model \'\ufffd\'.","code":"model_not_found","request_id":"r-1",'
         '"details":[{"loc":["body","\ufffd"],"msg":"x\ufffd","type":"t"}]}'
     )
+
+
+def test_a_million_mistakes_are_refused_fast_and_listed_briefly(shared_client: TestClient) -> None:
+    """A 4 MiB body can hold a million items or keys; the limit answers before item validation,
+    and a validation error lists the first problems, not all of them."""
+    items = [{}] * 1_000_000
+    for path, field in (("/v1/qa/batch", "requests"), ("/v1/models/tiny:predict", "instances")):
+        # A 413, not the 422 that validating a million empty items (20 s and more) would give.
+        response = shared_client.post(path, json={field: items})
+        assert_error(response, 413, "payload_too_large", "1000000 items", "QA_MAX_BATCH_ITEMS")
+    keys = {f"k{i}": 1 for i in range(100_000)}
+    body = assert_error(
+        shared_client.post("/v1/qa", json=keys), 422, "validation_error", "more problems"
+    )
+    assert len(body["details"]) == 20

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
 from qa_api.config import Settings
 from qa_api.errors import ApiError
+from qa_api.inference.errors import InputTooLargeError
 from qa_api.inference.registry import ModelRegistry
 from qa_api.metrics import Metrics
 from qa_api.service import AnswerService, Gone
@@ -51,6 +53,25 @@ def require_api_key(
         x_api_key.encode(), expected.get_secret_value().encode()
     ):
         raise ApiError(401, "unauthorized", "Missing or wrong API key: send header X-API-Key.")
+
+
+def batch_limit(field: str) -> Callable[..., Awaitable[None]]:
+    """Refuse a body whose `field` list is over QA_MAX_BATCH_ITEMS before its items are validated
+    one by one: 4 MiB of `{}` is a million items, and a million errors to list."""
+
+    async def check(request: Request, settings: SettingsDep) -> None:
+        try:
+            body = await request.json()  # FastAPI has parsed it already; this is its cache
+        except ValueError:
+            return  # no JSON body: the body's own validation says so
+        items = body.get(field) if isinstance(body, dict) else None
+        if isinstance(items, list) and len(items) > settings.max_batch_items:
+            raise InputTooLargeError(
+                f"{len(items)} items in one call; the limit is {settings.max_batch_items} "
+                "(QA_MAX_BATCH_ITEMS). Split the batch."
+            )
+
+    return check
 
 
 def require_json(request: Request) -> None:

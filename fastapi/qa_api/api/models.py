@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from qa_api.api.deps import Models, Service, SettingsDep, require_api_key, require_json
+from qa_api.api.deps import (
+    Models,
+    Service,
+    SettingsDep,
+    batch_limit,
+    require_api_key,
+    require_json,
+)
 from qa_api.api.responses import ERROR_RESPONSES
 from qa_api.config import Settings
 from qa_api.inference.registry import ServedModel
@@ -69,7 +76,7 @@ async def get_model(name: str, models: Models, settings: SettingsDep) -> ModelIn
 @router.post(
     "/{name}:predict",
     summary="TF Serving style prediction",
-    dependencies=[Depends(require_json)],
+    dependencies=[Depends(require_json), Depends(batch_limit("instances"))],
 )
 async def predict(name: str, body: PredictRequest, service: Service) -> PredictResponse:
     """`{"instances": [{"context", "question"}]}` -> `{"predictions": [...]}`."""

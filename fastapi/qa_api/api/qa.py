@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from qa_api.api.deps import ClientGone, Service, require_api_key, require_json
+from qa_api.api.deps import ClientGone, Service, batch_limit, require_api_key, require_json
 from qa_api.api.responses import ERROR_RESPONSES
 from qa_api.schemas import BatchRequest, BatchResponse, QARequest, QAResponse
 
@@ -23,6 +23,10 @@ async def answer(request: QARequest, service: Service, gone: ClientGone) -> QARe
     return response
 
 
-@router.post("/batch", summary="Answer many questions in one call")
+@router.post(
+    "/batch",
+    summary="Answer many questions in one call",
+    dependencies=[Depends(batch_limit("requests"))],
+)
 async def answer_batch(batch: BatchRequest, service: Service, gone: ClientGone) -> BatchResponse:
     return BatchResponse(results=await service.answer(batch.requests, gone))

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 
 def resolve_doc_stride(max_seq_len: int, doc_stride: int | None) -> int:
-    """`doc_stride`, or when unset the transformers QA pipeline's rule: min(max_seq_len // 2, 128)."""
+    """`doc_stride`, or when unset the transformers QA pipeline's min(max_seq_len // 2, 128)."""
     return min(max_seq_len // 2, 128) if doc_stride is None else doc_stride
 
 
