@@ -48,6 +48,9 @@ PEER_REQUIREMENTS = {
     "onnxruntime": BENCH / "peers" / "requirements-ort.txt",
     "openvino": BENCH / "peers" / "requirements-openvino.txt",
 }
+# optimum-intel declares torchvision, but PyPI's wheel does not load against the local CPU torch
+# build, and transformers then fails to import AutoProcessor; nothing on the QA path uses it.
+PEER_REMOVE = {"openvino": ["torchvision"]}
 TORCH_PIN = "torch==2.13.0"
 QUIET_BUSY = 0.15  # other work's share of the CPUs under which a measurement may start
 _quiet_budget = {"left": 0.0}  # seconds of waiting for quiet left to this run
@@ -97,8 +100,9 @@ def ensure_model() -> Path:
     return MODEL_DIR
 
 
-def ensure_venv(venv: Path, requirements: Path) -> None:
-    """Create `venv` from `requirements` (torch first, pinned), again when the file changes."""
+def ensure_venv(venv: Path, requirements: Path, remove: list[str] | None = None) -> None:
+    """Create `venv` from `requirements` (torch first, pinned), again when the file changes;
+    then uninstall `remove`."""
     stamp = venv / "requirements.sha256"
     digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
     if stamp.exists() and stamp.read_text() == digest:
@@ -109,6 +113,9 @@ def ensure_venv(venv: Path, requirements: Path) -> None:
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
     subprocess.run([*pip, TORCH_PIN], check=True)
     subprocess.run([*pip, "-r", str(requirements)], check=True)
+    if remove:
+        python = str(venv / "bin" / "python")
+        subprocess.run([python, "-m", "pip", "uninstall", "-q", "-y", *remove], check=True)
     stamp.write_text(digest)
 
 
@@ -122,7 +129,7 @@ def ensure_peers(model_dir: Path) -> list[str]:
     for runtime, requirements in PEER_REQUIREMENTS.items():
         venv = servers.PEER_VENVS[runtime]
         try:
-            ensure_venv(venv, requirements)
+            ensure_venv(venv, requirements, PEER_REMOVE.get(runtime))
             subprocess.run(
                 [str(venv / "bin" / "python"), str(BENCH / "peers" / "server.py")],
                 env={**os.environ, **servers.peer_env(runtime, model_dir, CACHE)},

@@ -120,19 +120,34 @@ def test_int8_calibration_reads_the_shipped_squad_es_pairs(tiny_model_dir: Path)
     assert len(lengths) > 20  # real, varied lengths
 
 
-def test_auto_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ({"avx512f", "avx512_bf16", "amx_bf16", "amx_int8"}, "torch-bf16"),
+        ({"avx512f", "avx512_bf16", "avx512_vnni"}, "openvino-bf16"),
+        ({"avx2"}, "openvino-fp32"),
+    ],
+)
+def test_auto_choice_follows_the_cpu(
+    monkeypatch: pytest.MonkeyPatch, flags: set[str], expected: BackendName
+) -> None:
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset(flags))
+    assert resolve_backend("auto", "cpu") == expected
     assert resolve_backend("auto", "cuda") == "torch-fp16"
-    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: True)
-    assert resolve_backend("auto", "cpu") == "torch-bf16"
-    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: False)
-    assert resolve_backend("auto", "cpu") == "onnx-fp32"
+    assert not resolve_backend("auto", "cpu").endswith("int8")  # int8 is opt-in only
     assert resolve_backend("onnx-int8", "cpu") == "onnx-int8"
+
+
+def test_backends_that_cannot_run_here_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx2"}))
     with pytest.raises(ValueError, match="CUDA"):
         resolve_backend("torch-fp16", "cpu")
     with pytest.raises(ValueError, match="CPU only"):
         resolve_backend("openvino-fp32", "cuda")
     with pytest.raises(ValueError, match="native bf16"):
         resolve_backend("openvino-bf16", "cpu")
+    assert "openvino-bf16" not in backends.cpu_backends()
+    assert "torch-bf16" not in backends.cpu_backends()
 
 
 def test_cuda_request_without_cuda_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -41,11 +41,18 @@ class ModelBackend(Protocol):
     ) -> Logits: ...
 
 
-def resolve_backend(requested: BackendName, device: str) -> BackendName:
-    """The `auto` choice: fp16 on CUDA, bf16 on CPUs with native bf16, else ONNX Runtime fp32.
+# `auto` on CPU, by how the CPU computes bf16: the fastest backend measured on that kind of CPU
+# whose best answers match torch fp32's on >= 99% of SQuAD-es questions (bench/results-*.json;
+# the README's "Speed" section has the figures). int8 is never chosen silently: it is opt-in.
+AUTO_CPU: dict[hardware.Bf16Units, BackendName] = {
+    "amx": "torch-bf16",  # Intel Xeon with AMX: measured there; OpenVINO not yet measured on AMX
+    "avx512_bf16": "openvino-bf16",  # AMD EPYC (Zen 4/5): ahead of torch bf16 at every shape
+    "none": "openvino-fp32",  # no native bf16: fp32, ahead of ONNX Runtime and torch
+}
 
-    These keep fp32-level accuracy; onnx-int8 is faster still but is opt-in (see README).
-    """
+
+def resolve_backend(requested: BackendName, device: str) -> BackendName:
+    """The backend to load: `requested`, or for `auto` fp16 on CUDA and AUTO_CPU on CPUs."""
     if requested != "auto":
         if requested == "torch-fp16" and device != "cuda":
             raise ValueError("torch-fp16 needs a CUDA device; use openvino-* or torch-bf16 on CPU")
@@ -59,7 +66,7 @@ def resolve_backend(requested: BackendName, device: str) -> BackendName:
         return requested
     if device == "cuda":
         return "torch-fp16"
-    return "torch-bf16" if hardware.cpu_has_native_bf16() else "onnx-fp32"
+    return AUTO_CPU[hardware.bf16_units()]
 
 
 def cpu_backends() -> tuple[BackendName, ...]:

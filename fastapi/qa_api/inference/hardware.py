@@ -6,6 +6,9 @@ import math
 import os
 from functools import cache
 from pathlib import Path
+from typing import Literal
+
+Bf16Units = Literal["amx", "avx512_bf16", "none"]
 
 
 def usable_cpus() -> int:
@@ -42,9 +45,16 @@ def cpu_flags() -> frozenset[str]:
     return frozenset(line.partition(":")[2].split())
 
 
+def bf16_units() -> Bf16Units:
+    """How the CPU computes bf16: AMX tiles (Xeon Sapphire Rapids and later), AVX512-BF16 dot
+    products (e.g. AMD Zen 4/5, Cooper Lake), or not natively."""
+    flags = cpu_flags()
+    return "amx" if "amx_bf16" in flags else "avx512_bf16" if "avx512_bf16" in flags else "none"
+
+
 def cpu_has_native_bf16() -> bool:
     """True when the CPU computes bf16 natively (AVX512-BF16 or AMX), where bf16 pays off."""
-    return not cpu_flags().isdisjoint({"avx512_bf16", "amx_bf16"})
+    return bf16_units() != "none"
 
 
 def cuda_available() -> bool:
