@@ -3,7 +3,8 @@
 check-readable HOST_DIR  exit 1, printing the problem and the one command that fixes it, when a
                          configured local model has a file this container's user cannot read
                          (HOST_DIR: the host directory mounted at /models, MODELS_DIR).
-download                 fetch every Hub model of QA_MODELS into the cache (HF_HOME).
+download                 fetch every Hub model of QA_MODELS into the cache (HF_HOME),
+                         the files the backend loads.
 
 It runs as the service runs (same image, user, mounts and settings), so it sees what the backend
 will see, and it asks the backend's own code (qa_api.config, the registry's readability check).
@@ -55,9 +56,9 @@ def check_readable_command(host_dir: str) -> int:
 
 
 def download_command() -> int:
-    from huggingface_hub import snapshot_download
-
+    """Fetch what the backend will load (its own file list), so that it finds it in the cache."""
     from qa_api.config import get_settings
+    from qa_api.inference.registry import fetch_model_files
 
     models = get_settings().models
     local = local_sources(models)
@@ -66,7 +67,7 @@ def download_command() -> int:
             print(f"{name}: local directory {ref}, nothing to download")
             continue
         print(f"{name}: downloading {ref} ...", flush=True)
-        print(f"{name}: in the cache at {snapshot_download(ref)}")
+        print(f"{name}: in the cache at {fetch_model_files(ref)[0]}")
     return 0
 
 

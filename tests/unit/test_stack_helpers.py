@@ -1,20 +1,23 @@
-"""deploy/qa_stack: the programs ./start.sh runs, run here the way start.sh runs them (as files)."""
+"""deploy/qa_stack: what ./start.sh runs; the helpers it feeds to a Python run here as files."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from deploy.qa_stack import localenv, models, readiness
+from deploy.qa_stack import cli, common, local, localenv, models, readiness
 from tests.processes import REPO, free_port
 
 HELPERS = REPO / "deploy" / "qa_stack"
@@ -169,3 +172,131 @@ def test_download_skips_local_directories(shared_models: Path) -> None:
     result = run_helper("models.py", "download", env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"beto: local directory {shared_models / 'beto'}, nothing to download\n"
+
+
+# -- the orchestration start.sh calls (python3 deploy/qa_stack MODE COMMAND) -----------------------
+
+
+def test_a_setting_comes_from_the_environment_then_dotenv_then_the_default(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text('FASTAPI_PORT=9000\nQA_MODELS=\'{"a": "/m/a"}\'\nFASTAPI_PORT="9001"\n')
+    assert common.setting("FASTAPI_PORT", "8008", env={}, dotenv=dotenv) == "9001"
+    assert common.setting("QA_MODELS", "", env={}, dotenv=dotenv) == '{"a": "/m/a"}'
+    assert common.setting("FASTAPI_PORT", "8008", env={"FASTAPI_PORT": "7"}, dotenv=dotenv) == "7"
+    assert common.setting("STREAMLIT_PORT", "8501", env={}, dotenv=dotenv) == "8501"
+    assert common.setting("X", "d", env={}, dotenv=tmp_path / "absent") == "d"
+
+
+def test_a_stop_reads_as_the_error_and_its_hints() -> None:
+    stop = common.Stop("port 8008 is already in use (by: nginx).", "pick another", "see ss")
+    assert stop.report() == (
+        "\nERROR: port 8008 is already in use (by: nginx).\n  -> pick another\n  -> see ss"
+    )
+
+
+def test_progress_prints_every_ten_seconds_off_a_terminal(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    progress = common.Progress("fastapi", tty=False)
+    for elapsed in (0, 2, 9, 10, 12, 21):
+        progress.show(elapsed, "loading - models are loading")
+    assert capsys.readouterr().out.splitlines() == [
+        f"   waiting for fastapi: {s:3d}s  loading - models are loading" for s in (0, 10, 21)
+    ]
+
+
+def test_a_taken_port_is_named_with_the_variable_that_moves_it() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = str(holder.getsockname()[1])
+        with pytest.raises(common.Stop) as stopped:
+            common.check_port(port, "STREAMLIT_PORT")
+    assert stopped.value.message.startswith(f"port {port} is already in use (by: ")
+    assert stopped.value.hints[0].startswith(
+        "stop that program, or pick a free port: STREAMLIT_PORT="
+    )
+    common.check_port(port, "STREAMLIT_PORT")  # free again: no complaint
+
+
+def test_the_command_line_start_sh_passes() -> None:
+    args = cli.parse(
+        ["docker", "logs", "fastapi", "--timeout", "30", "--replicas", "3", "--no-build"]
+    )
+    assert (args.mode, args.command, args.services) == ("docker", "logs", ["fastapi"])
+    assert (args.timeout, args.replicas, args.build) == (30, 3, False)
+    assert cli.parse(["local", "up", "--timeout", "900"]).build is True
+
+
+def test_local_download_says_what_to_do(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["local", "download", "--timeout", "5"]) == 1
+    assert capsys.readouterr().err == f"\nERROR: {cli.LOCAL_DOWNLOAD}\n"
+
+
+def ended(pid: int, timeout: float = 5) -> bool:
+    """Whether pid is gone (or a zombie) within timeout: not our child, so polled."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(local, "RUN_DIR", tmp_path)
+    return tmp_path
+
+
+def test_a_local_service_runs_in_its_own_group_and_stop_ends_it_all(
+    run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A service that starts a child of its own, as uvicorn and streamlit do.
+    proc = local.start("fastapi", ".", ["sh", "-c", "sleep 60 & echo child $!; wait"])
+    assert os.getpgid(proc.pid) == proc.pid
+    assert local.pid_of("fastapi") == proc.pid
+    local.status()
+    assert capsys.readouterr().out == f"fastapi: running (pid {proc.pid})\nstreamlit: stopped\n"
+    deadline = time.monotonic() + 10
+    while "child" not in (run_dir / "fastapi.log").read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = int((run_dir / "fastapi.log").read_text().split()[1])
+
+    local.stop()
+    assert proc.wait(10) == -signal.SIGTERM
+    assert not (run_dir / "fastapi.pid").exists()
+    assert ended(child), "the service's own child outlived stop"
+    assert capsys.readouterr().out == f"==> stopping fastapi (pid {proc.pid})\n"
+
+
+def test_waiting_for_a_local_service(
+    run_dir: Path, health_server: tuple[str, list[tuple[int, bytes]]]
+) -> None:
+    url, answers = health_server
+    proc = local.start("fastapi", ".", ["sleep", "60"])
+    try:
+        loading = {
+            "status": "loading",
+            "models": {"beto": "loading"},
+            "reason": "models are loading",
+        }
+        answers += [(503, json.dumps(loading).encode()), (200, b'{"status": "ready"}')]
+        local.wait_ready("fastapi", proc, url, timeout=30)
+        failed = {"status": "failed", "models": {"beto": "failed"}, "reason": "beto: OSError: x"}
+        answers.append((503, json.dumps(failed).encode()))
+        with pytest.raises(common.Stop) as stopped:
+            local.wait_ready("fastapi", proc, url, timeout=30)
+        assert (stopped.value.message, stopped.value.hints) == (
+            "the backend could not load its model: beto: OSError: x",
+            ("full log: .run/fastapi.log",),
+        )
+    finally:
+        proc.kill()
+        proc.wait()
+    with pytest.raises(common.Stop, match="fastapi exited during start-up"):
+        local.wait_ready("fastapi", proc, url, timeout=30)

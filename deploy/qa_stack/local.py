@@ -1,0 +1,189 @@
+"""The stack without Docker: both services as local processes from .venv (logs, pids: .run/)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+from . import readiness
+from .common import HERE, REPO, Progress, Stop, check_port, log, print_urls, setting, tail
+
+RUN_DIR = REPO / ".run"
+VENV = REPO / ".venv"
+TORCH = "torch==2.13.0"
+
+
+def pid_of(name: str) -> int | None:
+    """The pid of a service this script started, while it runs."""
+    try:
+        pid = int((RUN_DIR / f"{name}.pid").read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def quiet(cmd: list[str]) -> bool:
+    """Whether cmd succeeds (its output hidden)."""
+    done = subprocess.run(cmd, capture_output=True, check=False)
+    return done.returncode == 0
+
+
+def ensure_venv() -> None:
+    """.venv with the runtime dependencies of both services (created and installed if missing)."""
+    python = VENV / "bin" / "python"
+    if not os.access(python, os.X_OK):
+        py = shutil.which("python3.11") or shutil.which("python3")
+        if not py:
+            raise Stop(
+                "Python 3.11 is not installed.",
+                "install it (e.g. sudo apt install python3.11 python3.11-venv)",
+            )
+        if not quiet([py, str(HERE / "localenv.py"), "version"]):
+            raise Stop(f"{py} is older than Python 3.11.", "install Python 3.11 or newer")
+        log("creating .venv")
+        if subprocess.run([py, "-m", "venv", str(VENV)], check=False).returncode:
+            raise Stop(
+                "could not create .venv.", "install the venv module: sudo apt install python3-venv"
+            )
+    if quiet([str(python), str(HERE / "localenv.py"), "packages"]):
+        return
+    index = setting("TORCH_INDEX_URL", "https://download.pytorch.org/whl/cpu")
+    pip = [str(python), "-m", "pip", "install"]
+    log("installing the runtime dependencies into .venv")
+    requirements = ["-r", "fastapi/requirements.txt", "-r", "streamlit/requirements.txt"]
+    for cmd in ([*pip, *(["--index-url", index] if index else []), TORCH], [*pip, *requirements]):
+        if subprocess.run(cmd, cwd=REPO, check=False).returncode:
+            raise Stop(
+                "installing the dependencies failed (output above).",
+                "cannot reach download.pytorch.org? TORCH_INDEX_URL= ./start.sh --local",
+            )
+
+
+def start(
+    name: str, folder: str, cmd: list[str], env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a service in its own session (so stop ends all its processes); log and pid in .run/."""
+    with (RUN_DIR / f"{name}.log").open("wb") as log_file:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO / folder,
+            env={**os.environ, **(env or {})},
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    (RUN_DIR / f"{name}.pid").write_text(f"{proc.pid}\n")
+    return proc
+
+
+def wait_ready(name: str, proc: subprocess.Popen[bytes], url: str, timeout: int) -> None:
+    start_time = time.monotonic()
+    progress = Progress(name)
+    log_path = f".run/{name}.log"
+    while True:
+        elapsed = int(time.monotonic() - start_time)
+        if proc.poll() is not None:
+            progress.end(newline=True)
+            lines = (RUN_DIR / f"{name}.log").read_text(errors="replace")
+            print(f"\nLast lines of {log_path}:\n{tail(lines, 30)}", file=sys.stderr)
+            raise Stop(f"{name} exited during start-up (log above).")
+        status, reason = readiness.probe(url)
+        if status == "ready":
+            progress.end()
+            log(f"{name} is healthy ({elapsed}s)")
+            return
+        if status == "failed":
+            progress.end(newline=True)
+            raise Stop(f"the backend could not load its model: {reason}", f"full log: {log_path}")
+        detail = status + (f" - {reason}" if reason else "")
+        if elapsed >= timeout:
+            progress.end(newline=True)
+            raise Stop(
+                f"{name} did not become healthy within {timeout}s ({detail}).",
+                f"full log: {log_path}",
+            )
+        progress.show(elapsed, detail)
+        time.sleep(2)
+
+
+def up(timeout: int) -> None:
+    api_port = setting("FASTAPI_PORT", "8008")
+    ui_port = setting("STREAMLIT_PORT", "8501")
+    if not api_port.isdigit():
+        raise Stop(f"--local needs a single FASTAPI_PORT, got '{api_port}'")
+    if pid_of("fastapi") or pid_of("streamlit"):
+        raise Stop(
+            "the local stack is already running.",
+            "./start.sh --local status / ./start.sh --local stop",
+        )
+    check_port(api_port, "FASTAPI_PORT")
+    check_port(ui_port, "STREAMLIT_PORT")
+    ensure_venv()
+    RUN_DIR.mkdir(exist_ok=True)
+    bin_dir = VENV / "bin"
+    log("starting the backend (log: .run/fastapi.log)")
+    backend = start(
+        "fastapi",
+        "fastapi",
+        [str(bin_dir / "uvicorn"), "qa_api.main:create_app", "--factory",
+         "--host", "127.0.0.1", "--port", api_port],
+    )  # fmt: skip
+    wait_ready("fastapi", backend, f"http://127.0.0.1:{api_port}/health/ready", timeout)
+    log("starting the UI (log: .run/streamlit.log)")
+    ui = start(
+        "streamlit",
+        "streamlit",
+        [str(bin_dir / "streamlit"), "run", "app.py", "--server.port", ui_port,
+         "--server.address", "127.0.0.1", "--server.headless", "true",
+         "--browser.gatherUsageStats", "false"],
+        env={
+            "QA_UI_BACKEND_URL": f"http://127.0.0.1:{api_port}",
+            "QA_UI_PUBLIC_API_URL": f"http://localhost:{api_port}",
+            "QA_UI_API_KEY": os.environ.get("QA_API_KEY", ""),
+        },
+    )  # fmt: skip
+    wait_ready("streamlit", ui, f"http://127.0.0.1:{ui_port}/_stcore/health", timeout)
+    print_urls(ui_port, api_port, "--local ")
+
+
+def stop() -> None:
+    """SIGTERM to each service's whole process group; SIGKILL after 10 s."""
+    for name in ("streamlit", "fastapi"):
+        pid = pid_of(name)
+        if pid:
+            log(f"stopping {name} (pid {pid})")
+            signal_group(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while pid_of(name) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            if pid_of(name):
+                signal_group(pid, signal.SIGKILL)
+        (RUN_DIR / f"{name}.pid").unlink(missing_ok=True)
+
+
+def signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.kill(pid, sig)
+
+
+def status() -> None:
+    for name in ("fastapi", "streamlit"):
+        pid = pid_of(name)
+        print(f"{name}: running (pid {pid})" if pid else f"{name}: stopped")
+
+
+def logs() -> None:
+    files = sorted(str(path) for path in RUN_DIR.glob("*.log"))
+    if not files:
+        raise Stop("no logs yet in .run/.", "start the stack: ./start.sh --local")
+    os.execvp("tail", ["tail", "-n", "100", "-f", *files])
