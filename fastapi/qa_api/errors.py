@@ -59,6 +59,7 @@ HTTP_CODES = {
     405: "method_not_allowed",
     413: "payload_too_large",
 }
+LONE_SURROGATE = "has a lone UTF-16 surrogate; send valid Unicode (surrogates only come in pairs)"
 MAX_DETAILS = 20  # a 4 MiB body can hold a million mistakes; the first ones say what to fix
 UNPARSEABLE = (
     "The request body could not be parsed. Send valid UTF-8 JSON "
@@ -98,6 +99,8 @@ def _describe(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
 def _detail(error: dict[str, Any]) -> dict[str, Any]:
     loc = [str(p) for p in error.get("loc", ())]
     message = str(error.get("msg", "")).removeprefix("Value error, ")
+    if error.get("type") == "string_unicode":  # pydantic's word for a lone surrogate, any field
+        message = LONE_SURROGATE
     if error.get("type") == "json_invalid":
         reason = error.get("ctx", {}).get("error", "invalid JSON")
         loc, message = ["body"], f"the body is not valid JSON ({reason} at character {loc[-1]})"
