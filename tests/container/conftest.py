@@ -62,7 +62,8 @@ def mounted_models(tiny_model_dir: Path) -> Iterator[Path]:
     """A host directory holding tiny/ (the random-weight QA model), readable by the image's user.
 
     pytest's own temp directories are private to this user (0700); the container runs as an
-    unprivileged uid, so the bind-mounted copy is made world-readable.
+    unprivileged uid, so the bind-mounted copy is made world-readable (save_pretrained's 0600
+    model.safetensors too: a model mounted as written is test_own_model.py's subject).
     """
     root = Path(tempfile.mkdtemp(prefix="qa-models-"))
     shutil.copytree(tiny_model_dir, root / MODEL_NAME)
