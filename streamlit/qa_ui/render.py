@@ -40,8 +40,8 @@ def highlight_context(context: str, answers: Sequence[Answer]) -> str:
     return _context_box(_marked_text(context, answers))
 
 
-def _context_box(inner_html: str) -> str:
-    return f'<div class="qa-context" style="{CONTEXT_STYLE}">{inner_html}</div>'
+def _context_box(inner_html: str, css_class: str = "qa-context") -> str:
+    return f'<div class="{css_class}" style="{CONTEXT_STYLE}">{inner_html}</div>'
 
 
 def _marked_text(context: str, answers: Sequence[Answer]) -> str:
@@ -113,7 +113,13 @@ def snippet_span(context: str, answer: Answer, radius: int = 160) -> tuple[int, 
     return left, right
 
 
-def snippet(context: str, answer: Answer, radius: int = 160, page_label: str = "") -> str:
+def snippet(
+    context: str,
+    answer: Answer,
+    radius: int = 160,
+    page_label: str = "",
+    css_class: str = "qa-context",
+) -> str:
     """The answer in its sentence, marked at its offsets, under an optional page label."""
     left, right = snippet_span(context, answer, radius)
     shifted = Answer(answer.answer, answer.score, answer.start - left, answer.end - left)
@@ -125,7 +131,8 @@ def snippet(context: str, answer: Answer, radius: int = 160, page_label: str = "
         if page_label
         else ""
     )
-    return _context_box(f"{page}{prefix}{_marked_text(context[left:right], [shifted])}{suffix}")
+    marked = _marked_text(context[left:right], [shifted])
+    return _context_box(f"{page}{prefix}{marked}{suffix}", css_class)
 
 
 def duration(ms: float, lang: Lang = "es") -> str:
