@@ -39,6 +39,15 @@ A request refused before any work (limits, windowing, a text too long to finish 
 timeout at this server's speed: 413) gets the usual HTTP error instead of a stream. Closing the
 connection cancels the request: its windows not computed yet are dropped."""
 
+SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string", "enum": ["progress", "result", "error"]},
+        "data": {"type": "string", "description": "The event's JSON body."},
+    },
+    "required": ["event", "data"],
+}
+
 router = APIRouter(
     prefix="/v1/qa",
     tags=["question answering"],
@@ -56,7 +65,8 @@ router = APIRouter(
         200: {
             "description": "Server-Sent Events: `progress`..., then `result` or `error`.",
             "content": {
-                "text/event-stream": {"schema": {"type": "string"}, "example": EXAMPLE_STREAM}
+                # Before OpenAPI 3.2's itemSchema, `schema` describes one event.
+                "text/event-stream": {"schema": SSE_EVENT, "example": EXAMPLE_STREAM}
             },
         }
     },
