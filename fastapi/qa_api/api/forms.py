@@ -23,6 +23,7 @@ MAX_FORM_FIELDS = 16
 MAX_PART_HEADERS = 8
 MAX_PART_HEADER_BYTES = 4096
 FORM_TYPES = (b"application/x-www-form-urlencoded", b"multipart/form-data")
+_FIELDS_HINT = "Send the form fields 'context' and 'question' (urlencoded or multipart/form-data)."
 
 
 def _too_large(what: str, limit: int) -> ApiError:
@@ -33,9 +34,6 @@ def _too_large(what: str, limit: int) -> ApiError:
 
 def _malformed(reason: str) -> ApiError:
     return ApiError(400, "invalid_body", f"The form could not be parsed: {reason}. {_FIELDS_HINT}")
-
-
-_FIELDS_HINT = "Send the form fields 'context' and 'question' (urlencoded or multipart/form-data)."
 
 
 class _Fields:
