@@ -90,12 +90,25 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        if self.path != "/v1/qa":
+        if self.path not in ("/v1/qa", "/v1/qa/stream"):
             self.reply(404, {"error": "not found", "code": "not_found"})
             return
         result = answer(body, body.get("model") or "beto")
         time.sleep(result["timings"]["total_ms"] / 1000)  # so round trips look like real ones
-        self.reply(200, result)
+        if self.path == "/v1/qa":
+            self.reply(200, result)
+            return
+        # The stream (docs/api.md, Streaming): one progress event, then the result.
+        progress = {"windows_done": 0, "windows_total": 1, "elapsed_s": 0.0, "remaining_s": 0.04}
+        events = f"event: progress\ndata: {json.dumps(progress)}\n\n"
+        events += f"event: result\ndata: {json.dumps(result)}\n\n"
+        data = events.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("X-Request-ID", self.headers.get("X-Request-ID", "stub"))
+        self.end_headers()
+        self.wfile.write(data)
 
 
 if __name__ == "__main__":
