@@ -133,6 +133,7 @@ def up(timeout: int) -> None:
         "fastapi",
         "fastapi",
         [str(bin_dir / "uvicorn"), "qa_api.main:create_app", "--factory",
+         "--http", "qa_api.http_protocol:HttpProtocol",  # a URL too long: the API's 413
          "--host", "127.0.0.1", "--port", api_port],
     )  # fmt: skip
     wait_ready("fastapi", backend, f"http://127.0.0.1:{api_port}/health/ready", timeout)
