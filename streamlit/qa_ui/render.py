@@ -88,11 +88,13 @@ def _marked_text(context: str, answers: Sequence[Answer]) -> str:
     return "".join(pieces)
 
 
-SENTENCE_END = re.compile(r"[.!?…](?=\s)|\n")
+# A sentence ends at . ! ? … before a space, or at a blank line: a single line break is often
+# just where a PDF's line wrapped.
+SENTENCE_END = re.compile(r"[.!?…](?=\s)|\n[ \t]*\n")
 
 
 def snippet_span(context: str, answer: Answer, radius: int = 160) -> tuple[int, int]:
-    """The sentence (or paragraph line) holding the answer, at most `radius` characters each side,
+    """The sentence (or paragraph) holding the answer, at most `radius` characters each side,
     a cut made at a space where one is near."""
     ends = [
         m.end() for m in SENTENCE_END.finditer(context, max(0, answer.start - radius), answer.start)
@@ -153,9 +155,10 @@ DOCUMENT_SCRIPT = """
 <script>
 const box = document.querySelector(".qa-context");
 function show(rank) {
-  const mark = document.querySelector(`[data-rank="${rank}"]`);
+  const mark = box.querySelector(`[data-rank="${rank}"]`);
   if (!mark) return;
-  box.scrollTop = mark.offsetTop - box.offsetTop - box.clientHeight / 3;
+  const offset = mark.getBoundingClientRect().top - box.getBoundingClientRect().top;
+  box.scrollTop += offset - box.clientHeight / 3;
   document.querySelectorAll(".qa-selected").forEach((m) => m.classList.remove("qa-selected"));
   mark.classList.add("qa-selected");
   document.querySelectorAll(".qa-goto").forEach((b) => {
@@ -165,7 +168,14 @@ function show(rank) {
 document.querySelectorAll(".qa-goto").forEach((b) => {
   b.addEventListener("click", () => show(b.dataset.rank));
 });
-show(%d);
+// The frame may be laid out after this runs: scroll once the box has a height.
+const opened = new ResizeObserver(() => {
+  if (box.clientHeight > 0) {
+    opened.disconnect();
+    show(%d);
+  }
+});
+opened.observe(box);
 </script>
 """
 DOCUMENT_STYLE = """

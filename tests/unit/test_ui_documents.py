@@ -85,10 +85,10 @@ def test_snippet_of_a_long_sentence_is_cut_at_spaces() -> None:
 
 
 def test_snippet_stops_at_paragraph_breaks() -> None:
-    context = "Título del informe\nEl puerto de Bilbao se amplió en 1902\nSiguiente párrafo"
+    context = "Título del informe\n\nEl puerto de Bilbao se\namplió en 1902\n\nSiguiente párrafo"
     start = context.index("1902")
     assert context[slice(*snippet_span(context, Answer("1902", 0.5, start, start + 4)))] == (
-        "El puerto de Bilbao se amplió en 1902"
+        "El puerto de Bilbao se\namplió en 1902"
     )
 
 
@@ -119,7 +119,7 @@ def test_document_view_opens_at_the_selected_answer_and_escapes_labels() -> None
     assert ">#1 Tres &lt;x&gt;</button>" in html
     assert "Uno &lt;i&gt;dos&lt;/i&gt;." in html
     assert 'class="qa-answer qa-answer-1" data-rank="2"' in html
-    assert html.rstrip().endswith("show(2);\n</script>\n</body></html>")
+    assert "    show(2);\n" in html
 
 
 LIMITS = ModelLimits(max_seq_len=384, doc_stride=128, max_context_chars=50_000)
