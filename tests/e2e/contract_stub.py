@@ -13,6 +13,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from qa_api.api.models import model_limits
+from qa_api.config import Settings
 from qa_ui.examples import EXAMPLES
 
 MODELS = {"beto": 1.0, "beto-onnx-int8": 0.97}
@@ -41,7 +43,7 @@ def answer(body: dict[str, Any], model: str) -> dict[str, Any]:
             (t, s * factor) for t, s in zip(RUNNERS_UP[example.key], (0.04, 0.02), strict=False)
         ]
     answers = []
-    for text, score in spans[: body.get("top_k", 1)]:
+    for text, score in spans[: body["top_k"]]:
         start = context.index(text)
         answers.append(
             {"answer": text, "score": round(score, 4), "start": start, "end": start + len(text)}
@@ -60,7 +62,41 @@ def answer(body: dict[str, Any], model: str) -> dict[str, Any]:
             "decode_ms": 0.5,
             "total_ms": round(inference + 2.1, 1),
         },
+        "passages": None,
     }
+
+
+def readiness() -> dict[str, Any]:
+    return {"status": "ready", "models": dict.fromkeys(MODELS, "ready"), "reason": None}
+
+
+def models() -> dict[str, Any]:
+    """`GET /v1/models` with the limits a backend with the default settings serves."""
+    limits = model_limits(Settings(), Settings().decoding_defaults()).model_dump()
+    return {
+        "default": "beto",
+        "models": [
+            {
+                "name": name,
+                "model_id": f"stub/{name}",
+                "revision": "local",
+                "status": "ready",
+                "ready": True,
+                "error": None,
+                "backend": "torch",
+                "device": "cpu",
+                "dtype": "float32",
+                "load_time_s": 0.1,
+                "default": name == "beto",
+                "limits": limits,
+            }
+            for name in MODELS
+        ],
+    }
+
+
+PROGRESS = {"windows_done": 0, "windows_total": 1, "elapsed_s": 0.0, "remaining_s": 0.04}
+NOT_FOUND = {"error": "not found", "code": "not_found", "request_id": None}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -77,21 +113,19 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self) -> None:
-        if self.path in ("/health/live", "/health/ready"):
-            self.reply(200, {"status": "ready", "models": {m: "ready" for m in MODELS}})
+        if self.path == "/health/live":
+            self.reply(200, {"status": "alive"})
+        elif self.path == "/health/ready":
+            self.reply(200, readiness())
         elif self.path == "/v1/models":
-            models = [
-                {"name": m, "model_id": "stub", "status": "ready", "ready": True, "limits": {}}
-                for m in MODELS
-            ]
-            self.reply(200, {"default": "beto", "models": models})
+            self.reply(200, models())
         else:
-            self.reply(404, {"error": "not found", "code": "not_found"})
+            self.reply(404, NOT_FOUND)
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         if self.path not in ("/v1/qa", "/v1/qa/stream"):
-            self.reply(404, {"error": "not found", "code": "not_found"})
+            self.reply(404, NOT_FOUND)
             return
         result = answer(body, body.get("model") or "beto")
         time.sleep(result["timings"]["total_ms"] / 1000)  # so round trips look like real ones
@@ -99,8 +133,7 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(200, result)
             return
         # The stream (docs/api.md, Streaming): one progress event, then the result.
-        progress = {"windows_done": 0, "windows_total": 1, "elapsed_s": 0.0, "remaining_s": 0.04}
-        events = f"event: progress\ndata: {json.dumps(progress)}\n\n"
+        events = f"event: progress\ndata: {json.dumps(PROGRESS)}\n\n"
         events += f"event: result\ndata: {json.dumps(result)}\n\n"
         data = events.encode()
         self.send_response(200)

@@ -15,6 +15,7 @@ from qa_api.api.deps import (
 from qa_api.api.responses import ERROR_RESPONSES
 from qa_api.config import Settings
 from qa_api.inference.registry import ServedModel
+from qa_api.inference.types import QAOptions
 from qa_api.schemas import (
     ModelInfo,
     ModelLimits,
@@ -32,8 +33,23 @@ router = APIRouter(
 )
 
 
+def model_limits(settings: Settings, defaults: QAOptions) -> ModelLimits:
+    """What a client may send to a model with these decoding defaults."""
+    return ModelLimits(
+        max_seq_len=defaults.max_seq_len,
+        doc_stride=defaults.doc_stride,
+        max_question_len=settings.max_question_len,
+        max_answer_len=defaults.max_answer_len,
+        max_context_chars=settings.max_context_chars,
+        max_document_chars=settings.max_document_chars,
+        passages_top_n=settings.passages_top_n,
+        max_question_chars=settings.max_question_chars,
+        max_top_k=settings.max_top_k,
+        max_batch_items=settings.max_batch_items,
+    )
+
+
 def _info(model: ServedModel, settings: Settings) -> ModelInfo:
-    d = model.defaults
     return ModelInfo(
         name=model.name,
         model_id=model.source,
@@ -46,18 +62,7 @@ def _info(model: ServedModel, settings: Settings) -> ModelInfo:
         dtype=model.dtype,
         load_time_s=model.load_time_s,
         default=model.name == settings.default_model,
-        limits=ModelLimits(
-            max_seq_len=d.max_seq_len,
-            doc_stride=d.doc_stride,
-            max_question_len=settings.max_question_len,
-            max_answer_len=d.max_answer_len,
-            max_context_chars=settings.max_context_chars,
-            max_document_chars=settings.max_document_chars,
-            passages_top_n=settings.passages_top_n,
-            max_question_chars=settings.max_question_chars,
-            max_top_k=settings.max_top_k,
-            max_batch_items=settings.max_batch_items,
-        ),
+        limits=model_limits(settings, model.defaults),
     )
 
 
