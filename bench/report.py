@@ -408,7 +408,8 @@ def plot(results: Results, repo: Path) -> list[str]:
 
     servers = results["servers"]
     labels = [s["label"] for s in servers]
-    colors = ["#9e9e9e", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd"][: len(servers)]
+    palette = ["#9e9e9e", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2"]
+    colors = [palette[i % len(palette)] for i in range(len(servers))]
     fig, axes = plt.subplots(2, 2, figsize=(12, 8))
 
     def bars(ax: Any, values: list[float], title: str, unit: str, log: bool = False) -> None:
@@ -425,7 +426,7 @@ def plot(results: Results, repo: Path) -> list[str]:
         ax.set_ylabel(unit)
         if log:
             ax.set_yscale("log")
-        ax.tick_params(axis="x", labelsize=8)
+        ax.tick_params(axis="x", labelsize=7, labelrotation=15)
 
     bars(axes[0][0], [s["phases"]["1"]["p50_ms"] for s in servers], "p50 latency, 1 client", "ms")
     bars(axes[0][1], [s["phases"]["8"]["p99_ms"] for s in servers], "p99 latency, 8 clients", "ms")
@@ -447,8 +448,8 @@ def plot(results: Results, repo: Path) -> list[str]:
     fig.savefig(repo / latency_png, dpi=100)
     plt.close(fig)
 
-    forward = [f for f in results["forward"] if f["batch"] == 1]
-    fig, ax = plt.subplots(figsize=(8, 4))
+    forward = median_forwards(results)
+    fig, ax = plt.subplots(figsize=(10, 4.5))
     names = [f["backend"] for f in forward]
     ax.bar(names, [f["median_ms"] for f in forward], color="#aec7e8", label="measured (median)")
     ax.bar(names, [f["min_ms"] for f in forward], color="#1f77b4", label="measured (best)")
@@ -468,6 +469,7 @@ def plot(results: Results, repo: Path) -> list[str]:
             va="bottom",
             fontsize=9,
         )
+    ax.tick_params(axis="x", labelsize=8)
     ax.set_ylabel("ms per forward pass")
     ax.set_title(f"One forward pass at {results['workload']['median_tokens']} tokens, batch 1")
     ax.legend()
