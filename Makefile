@@ -15,7 +15,7 @@ $(STAMP): $(REQS)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0  # the local CPU wheel; never an unpinned torch
 	$(BIN)/pip install -q -r fastapi/requirements.txt -r streamlit/requirements.txt -r requirements-dev.txt
-	$(BIN)/pip install -q --no-deps -e fastapi
+	$(BIN)/pip install -q -e 'fastapi[eval]'  # the package, and qa-eval's extra (not in the image)
 	touch $(STAMP)
 
 # Debian packages some tests drive: chromium for the browser tests (Playwright; no browser

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import random
 import statistics
 import sys
@@ -40,6 +41,10 @@ from qa_api.inference.types import QAOptions, QAQuery, QAResult  # noqa: E402
 logger = logging.getLogger("bench.passages")
 
 TOP_NS = (1, 4, 8, 16)
+SERVED = 0  # the served default: QA_PASSAGES_TOP_N windows, or QA_PASSAGES_SHARE of them if more
+READS = (*TOP_NS, SERVED)
+FULL_READ = -1
+MARKERS = ("<!-- bench:passages -->", "<!-- /bench:passages -->")
 SOURCES = (
     workload.DATA_DIR / "squad-es-v1.1-dev-small.json",
     workload.DATA_DIR / "squad-es-v2.0-dev-small.json",
@@ -150,9 +155,15 @@ class RecallRow:
     rank_ms_median: float
 
 
-def recall(corpus: Corpus, group: str, max_questions: int | None, seed: int = 0) -> RecallRow:
+def served_top_n(settings: Settings, windows: int) -> int:
+    return max(settings.passages_top_n, math.ceil(settings.passages_share * windows))
+
+
+def recall(
+    corpus: Corpus, settings: Settings, group: str, max_questions: int | None, seed: int = 0
+) -> RecallRow:
     docs = corpus.groups[group]
-    hits = dict.fromkeys(TOP_NS, 0)
+    hits = dict.fromkeys(READS, 0)
     full = 0
     asked = 0
     rank_ms: list[float] = []
@@ -167,12 +178,13 @@ def recall(corpus: Corpus, group: str, max_questions: int | None, seed: int = 0)
         _, ranges = corpus.layout(doc, gold.question)
         spans = contexts.char_spans(ctx, ranges)
         t0 = time.perf_counter()
-        ranked = passages.rank_windows(ctx.terms, spans, gold.question, max(TOP_NS))
+        served = served_top_n(settings, len(spans))
+        ranked = passages.rank_windows(ctx.terms, spans, gold.question, max(*TOP_NS, served))
         rank_ms.append((time.perf_counter() - t0) * 1000)
         inside = [a <= gold.start and gold.end <= b for a, b in spans]
         full += any(inside)
-        for n in TOP_NS:
-            hits[n] += any(inside[r.index] for r in ranked[:n])
+        for n in READS:
+            hits[n] += any(inside[r.index] for r in ranked[: n or served])
         asked += 1
     return RecallRow(
         group=group,
@@ -181,7 +193,7 @@ def recall(corpus: Corpus, group: str, max_questions: int | None, seed: int = 0)
         windows_median=int(statistics.median(windows)),
         windows_max=max(windows),
         questions=asked,
-        recall={n: hits[n] / asked for n in TOP_NS},
+        recall={n: hits[n] / asked for n in READS},
         full_recall=full / asked,
         rank_ms_median=statistics.median(rank_ms),
     )
@@ -189,7 +201,7 @@ def recall(corpus: Corpus, group: str, max_questions: int | None, seed: int = 0)
 
 @dataclass
 class TimingRow:
-    top_n: int  # 0 = full read
+    top_n: int  # FULL_READ, SERVED or windows read
     docs: int
     windows_median: int
     first_s: float  # median over documents: first question on the text
@@ -197,14 +209,13 @@ class TimingRow:
     read_median: int  # windows read per question
 
 
-def load_runtime(model_dir: Path) -> tuple[Settings, QARuntime]:
+def load_runtime(settings: Settings) -> QARuntime:
     """The served model as the product builds it (registry, scheduler, context cache, warm-up)."""
-    settings = Settings(models={"beto": str(model_dir)}, onnx_cache_dir=run.ONNX_CACHE)
     registry = settings.model_registry()
     registry.load_all()
     model, runtime = registry.runtime("beto")
     logger.info("model ready: %s on %s (%s)", model.backend, model.device, model.dtype)
-    return settings, runtime
+    return runtime
 
 
 def timed(runtime: QARuntime, query: QAQuery) -> tuple[float, QAResult]:
@@ -214,13 +225,14 @@ def timed(runtime: QARuntime, query: QAQuery) -> tuple[float, QAResult]:
 
 
 def timing(
-    runtime: QARuntime, defaults: QAOptions, docs: Sequence[Doc], follow_ups: int
+    runtime: QARuntime, settings: Settings, docs: Sequence[Doc], follow_ups: int
 ) -> list[TimingRow]:
     """Per document: a full read of one question, then for each top_n a first question on a
     fresh copy of the text (a cache miss) and `follow_ups` more questions on it (hits)."""
     rows = []
     full_s, full_read = [], []
-    per_n: dict[int, tuple[list[float], list[float], list[int]]] = {n: ([], [], []) for n in TOP_NS}
+    defaults = settings.decoding_defaults()
+    per_n: dict[int, tuple[list[float], list[float], list[int]]] = {n: ([], [], []) for n in READS}
     windows = []
     for doc in docs:
         golds = doc.golds[: follow_ups + 1]
@@ -229,8 +241,14 @@ def timing(
         full_read.append(result.num_windows)
         windows.append(result.num_windows)
         logger.info("%s: full read of %d windows in %.1f s", doc.name, result.num_windows, seconds)
-        for n in TOP_NS:
-            options = replace(defaults, bm25_top_n=n)
+        for n in READS:
+            options = (
+                replace(defaults, bm25_top_n=n)
+                if n
+                else replace(
+                    defaults, bm25_top_n=settings.passages_top_n, bm25_share=settings.passages_share
+                )
+            )
             text = f"{doc.text}\n\n[{n}]"  # a text the cache has not seen
             first, follow, read = per_n[n]
             for i, gold in enumerate(golds):
@@ -246,7 +264,7 @@ def timing(
             )
     rows.append(
         TimingRow(
-            0,
+            FULL_READ,
             len(docs),
             int(statistics.median(windows)),
             statistics.median(full_s),
@@ -283,18 +301,22 @@ def cpu_description() -> dict[str, Any]:
     }
 
 
+def read_label(n: int) -> str:
+    return {FULL_READ: "all windows (full read)", SERVED: "served default"}.get(n, f"top_n {n}")
+
+
 def recall_table(rows: Sequence[RecallRow]) -> str:
     head = (
         "| documents | docs | chars (median) | windows median / max | questions | "
         + " | ".join(f"recall@{n}" for n in TOP_NS)
-        + " | in some window | rank ms (median) |"
+        + " | served default | in some window | rank ms (median) |"
     )
-    lines = [head, "|" + "---|" * (8 + len(TOP_NS) - 1)]
+    lines = [head, "|" + "---|" * (9 + len(TOP_NS) - 1)]
     for r in rows:
         lines.append(
             f"| {r.group} | {r.docs} | {r.chars_median:,} | {r.windows_median} / {r.windows_max} | "
             f"{r.questions:,} | "
-            + " | ".join(f"{r.recall[n]:.1%}" for n in TOP_NS)
+            + " | ".join(f"{r.recall[n]:.1%}" for n in READS)
             + f" | {r.full_recall:.1%} | {r.rank_ms_median:.1f} |"
         )
     return "\n".join(lines)
@@ -307,9 +329,8 @@ def timing_table(rows: Sequence[TimingRow]) -> str:
         "|---|---|---|---|---|",
     ]
     for r in rows:
-        label = "all windows (full read)" if r.top_n == 0 else f"bm25 top_n {r.top_n}"
         lines.append(
-            f"| {label} | {r.read_median} of {r.windows_median} | {r.first_s:.2f} | "
+            f"| {read_label(r.top_n)} | {r.read_median} of {r.windows_median} | {r.first_s:.2f} | "
             f"{r.follow_up_s:.2f} | {full.first_s / r.first_s:.1f}x / "
             f"{full.first_s / r.follow_up_s:.1f}x |"
         )
@@ -339,22 +360,59 @@ def main(argv: list[str] | None = None) -> int:
         "whole": 60 if args.quick else 400,
     }
     rows = []
+    settings = Settings(models={"beto": str(model_dir)}, onnx_cache_dir=run.ONNX_CACHE)
     for group, limit in limits.items():
-        rows.append(recall(corpus, group, limit))
+        rows.append(recall(corpus, settings, group, limit))
         logger.info("%s", rows[-1])
     print(recall_table(rows))
     results: dict[str, Any] = {"machine": machine, "recall": [r.__dict__ for r in rows]}
     if not args.no_timing:
-        settings, runtime = load_runtime(model_dir)
-        long_docs = corpus.groups["long"][: 1 if args.quick else 3]
-        timings = timing(
-            runtime, settings.decoding_defaults(), long_docs, follow_ups=1 if args.quick else 3
-        )
+        runtime = load_runtime(settings)
+        long_docs = corpus.groups["long"][: 1 if args.quick else 2]
+        timings = timing(runtime, settings, long_docs, follow_ups=1 if args.quick else 2)
         runtime.close()
         print(timing_table(timings))
         results["timing"] = [r.__dict__ for r in timings]
     RESULTS_JSON.write_text(json.dumps(results, indent=2) + "\n")
+    if not args.quick and not args.no_timing:
+        write_section(results, settings)
     return 0
+
+
+def section(results: dict[str, Any], settings: Settings) -> str:
+    """The Markdown that bench/RESULTS.md and the README show between the passages markers."""
+    m = results["machine"]
+    recall_rows = [
+        RecallRow(**{**r, "recall": {int(k): v for k, v in r["recall"].items()}})
+        for r in results["recall"]
+    ]
+    timing_rows = [TimingRow(**r) for r in results["timing"]]
+    return (
+        f"Recorded by `python bench/passages.py` on {m['cpu']} ({m['cpus']} CPUs; "
+        f"{', '.join(m['features'])}), BETO-shaped random-weight model, windows of "
+        f"{settings.max_seq_len} tokens with stride {settings.decoding_defaults().doc_stride}. "
+        f"Served default: {settings.passages_top_n} windows, or "
+        f"{settings.passages_share:.0%} of them when more (QA_PASSAGES_TOP_N, QA_PASSAGES_SHARE)."
+        "\n\nRecall@N: share of answerable SQuAD-es questions whose gold answer lies wholly "
+        "inside one of the N windows BM25 ranks first (the windows the model reads).\n\n"
+        f"{recall_table(recall_rows)}\n\n"
+        "Time per question on the `long` documents through the product's runtime (median; "
+        "first question on a text: tokenized and analysed; follow-up: from the cache):\n\n"
+        f"{timing_table(timing_rows)}\n"
+    )
+
+
+def write_section(results: dict[str, Any], settings: Settings) -> None:
+    start, end = MARKERS
+    text = section(results, settings)
+    # In RESULTS.md the heading sits inside the markers: bench/run.py keeps only what is there.
+    heading = "## Whole documents: passage preselection (bench/passages.py)\n\n"
+    for path, head in ((BENCH / "RESULTS.md", heading), (REPO / "README.md", "")):
+        current = path.read_text()
+        if start not in current or end not in current:
+            current = f"{current.rstrip()}\n\n{start}\n{end}\n"
+        before, rest = current.split(start, 1)
+        path.write_text(f"{before}{start}\n{head}{text}{end}{rest.split(end, 1)[1]}")
 
 
 if __name__ == "__main__":

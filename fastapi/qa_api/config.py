@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     # bench/passages.py chose top_n: recall and speed by top_n are in bench/RESULTS.md.
     max_document_chars: PositiveInt = 1_000_000
     passages_top_n: PositiveInt = 8
+    # ...or this share of the windows, when more: a longer document holds more look-alike passages.
+    passages_share: float = Field(0.02, ge=0, le=1)
     context_cache_mb: PositiveInt = 256  # contexts tokenized for follow-up questions
 
     # Runtime (inference/scheduler.py; the README's "Long texts" section says what they cost)

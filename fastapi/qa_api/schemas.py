@@ -77,7 +77,11 @@ class PassagesIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     mode: Literal["all", "bm25"] = "all"
-    top_n: int | None = Field(None, ge=1, description="Windows read; null = QA_PASSAGES_TOP_N.")
+    top_n: int | None = Field(
+        None,
+        ge=1,
+        description="Windows read; null = QA_PASSAGES_TOP_N, or QA_PASSAGES_SHARE of them if more.",
+    )
 
 
 class QARequest(QAInput):

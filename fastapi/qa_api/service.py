@@ -188,6 +188,7 @@ class AnswerService:
                 else request.handle_impossible_answer
             ),
             bm25_top_n=(request.passages.top_n or s.passages_top_n) if bm25 else None,
+            bm25_share=s.passages_share if request.passages.top_n is None else 0.0,
         )
         return model.name, QAQuery(request.question, request.context, options)
 

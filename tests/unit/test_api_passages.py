@@ -35,6 +35,7 @@ def client(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         max_context_chars=2000,
         max_document_chars=200_000,
         passages_top_n=TOP_N,
+        passages_share=0.0,  # test_passages.py covers the share
         max_seq_len=128,
         doc_stride=32,
     )

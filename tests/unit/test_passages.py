@@ -7,6 +7,7 @@ answers decoded from preselected windows must keep exact offsets in the whole do
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -250,3 +251,26 @@ def test_cache_memory_stays_within_its_budget(tokenizer) -> None:  # type: ignor
     huge = contexts.ContextCache(max_bytes=size // 2)
     huge.get("beto", texts[0], lambda t: contexts.tokenize_context(tokenizer, t))
     assert (len(huge), huge.nbytes) == (0, 0)
+
+
+def test_a_longer_document_reads_its_share_of_windows(tokenizer, article) -> None:  # type: ignore[no-untyped-def]
+    text, qas = article
+    ctx = contexts.tokenize_context(tokenizer, text)
+    question = str(qas[0]["question"])
+    options = QAOptions(max_seq_len=64, doc_stride=16)
+    plain = contexts.encode_best(tokenizer, question, ctx, options, 64, top_n=2)
+    shared = contexts.encode_best(
+        tokenizer, question, ctx, replace(options, bm25_share=0.1), 64, top_n=2
+    )
+
+    assert plain.selection is not None
+    assert shared.selection is not None
+    total = plain.selection.num_windows
+    assert total > 40
+    assert len(plain.windows) == len(plain.selection.read) == 2
+    assert len(shared.windows) == len(shared.selection.read) == -(-total // 10)
+    assert shared.selection.read[:2] == plain.selection.read  # the same ranking, read further
+    starts = [
+        int(s[w.context_mask][0]) for s, w in zip(shared.token_starts, shared.windows, strict=True)
+    ]
+    assert starts == sorted(starts)  # read in text order

@@ -16,6 +16,7 @@ every follow-up question and every window setting.
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -183,10 +184,11 @@ def encode_best(
     max_question_len: int,
     top_n: int,
 ) -> EncodedQuery:
-    """Only the `top_n` windows most similar to the question (BM25), in text order; its
-    `selection` says which windows those were, out of how many."""
+    """Only the `top_n` windows most similar to the question (BM25), or `options.bm25_share` of
+    them if more, in text order; its `selection` says which windows those were, of how many."""
     q = tokenize_question(tokenizer, question)
     ranges = layout(q, context, options, max_question_len)
+    top_n = max(top_n, math.ceil(options.bm25_share * len(ranges)))
     ranked = rank_windows(context.terms, char_spans(context, ranges), question, top_n)
     chosen = sorted(r.index for r in ranked)
     encoded = encode_windows(tokenizer, q, context, [ranges[i] for i in chosen])

@@ -20,6 +20,7 @@ class QAOptions:
     doc_stride: int = 128
     handle_impossible_answer: bool = True
     bm25_top_n: int | None = None  # read only the windows BM25 ranks first; None reads them all
+    bm25_share: float = 0.0  # ... and at least this share of the context's windows
 
 
 @dataclass(frozen=True, slots=True)
