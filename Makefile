@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 REQS := fastapi/requirements.txt streamlit/requirements.txt requirements-dev.txt fastapi/pyproject.toml
 
-.PHONY: setup system-deps test test-unit test-container lint bench eval clean
+.PHONY: setup system-deps test test-unit test-container lint bench eval golden clean
 
 setup: $(STAMP) system-deps
 
@@ -55,6 +55,11 @@ bench: $(STAMP)
 
 eval: $(STAMP)
 	$(BIN)/python -m qa_api.evaluation $(ARGS)
+
+# Decoding parity: transformers 4.57.6's QA pipeline (in bench/.venv-baseline, built if missing)
+# on the tests' tiny model over SQuAD-es samples; rewrites tests/data/golden/ (commit it).
+golden: $(STAMP)
+	$(BIN)/python -m tests.golden.make_golden
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -11,6 +11,7 @@ from transformers import AutoTokenizer
 from qa_api.inference import decoding, features
 from qa_api.inference.errors import InvalidInputError
 from qa_api.inference.types import QAOptions
+from tests.served import served_options
 
 HIGH, LOW = 10.0, -10.0
 ACCENTED = (
@@ -24,7 +25,7 @@ def tokenizer(tiny_model_dir: Path):  # type: ignore[no-untyped-def]
 
 
 def encode(tokenizer, context: str, **options: object) -> tuple[features.EncodedQuery, QAOptions]:  # type: ignore[no-untyped-def]
-    opts = QAOptions(**options)  # type: ignore[arg-type]
+    opts = served_options(**options)  # type: ignore[arg-type]
     return features.encode(tokenizer, "¿Dónde?", context, opts, max_question_len=64), opts
 
 
@@ -187,10 +188,10 @@ def test_max_answer_len_limits_span_tokens(tokenizer) -> None:  # type: ignore[n
     starts[0][first] = HIGH
     ends[0][long_end] = HIGH  # the best end, but too far for the short limit
     ends[0][short_end] = 5.0
-    short_limit = QAOptions(max_answer_len=short_end - first + 1)
+    short_limit = served_options(max_answer_len=short_end - first + 1)
     (answer,) = decoding.decode(encoded, context, starts, ends, short_limit).answers
     assert answer.answer == "Uno dos tres"
-    long_limit = QAOptions(max_answer_len=long_end - first + 1)
+    long_limit = served_options(max_answer_len=long_end - first + 1)
     (answer,) = decoding.decode(encoded, context, starts, ends, long_limit).answers
     assert answer.answer == "Uno dos tres cuatro cinco seis siete ocho nueve diez"
 
@@ -286,6 +287,25 @@ def test_stride_must_leave_room_for_the_context(tokenizer) -> None:  # type: ign
 
 
 def test_question_over_the_token_limit_is_refused(tokenizer) -> None:  # type: ignore[no-untyped-def]
-    opts = QAOptions()
+    opts = served_options()
     with pytest.raises(InvalidInputError, match="Shorten the question"):
         features.encode(tokenizer, "palabra " * 100, "Hola.", opts, max_question_len=64)
+
+
+def test_a_word_cut_by_a_window_edge_stays_cut_in_that_window(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    """As the pipeline's `word_to_chars` on the window's encoding: only the word's tokens there."""
+    context = " ".join(["Xzqwykjvb"] * 60)  # rare letters: a word of many tokens
+    encoded, opts = encode(tokenizer, context, max_seq_len=40, doc_stride=10)
+    for w, window in enumerate(encoded.windows[1:], start=1):
+        first = int(np.flatnonzero(window.context_mask)[0])
+        token_start = int(encoded.token_starts[w][first])
+        if context[token_start - 1] != " ":  # this window starts inside a word
+            break
+    else:
+        pytest.fail("no window starts inside a word")
+    starts, ends = flat_logits(encoded)
+    starts[w][first] = ends[w][first] = HIGH
+    (answer,) = decoding.decode(encoded, context, starts, ends, opts).answers
+    word_end = context.find(" ", token_start)
+    assert (answer.start, answer.end) == (token_start, word_end)
+    assert answer.answer == context[token_start:word_end] != "Xzqwykjvb"
