@@ -36,7 +36,7 @@ import workload  # noqa: E402
 from qa_api.config import Settings  # noqa: E402
 from qa_api.inference import contexts, passages  # noqa: E402
 from qa_api.inference.runtime import QARuntime  # noqa: E402
-from qa_api.inference.types import QAOptions, QAQuery, QAResult  # noqa: E402
+from qa_api.inference.types import QAQuery, QAResult  # noqa: E402
 
 logger = logging.getLogger("bench.passages")
 
@@ -52,7 +52,7 @@ SOURCES = (
 LONG_MIN_WINDOWS = 100
 WHOLE_MAX_CHARS = 1_000_000
 RESULTS_JSON = BENCH / "passages-results.json"
-OPTIONS = QAOptions()  # the served defaults: windows of 384 tokens, stride 128
+OPTIONS = Settings().decoding_defaults()  # the served defaults: windows of 384 tokens, stride 128
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from qa_api.inference.hardware import usable_cpus
 from qa_api.inference.registry import LoadConfig, ModelRegistry
 from qa_api.inference.scheduler import Policy, SchedulerConfig, SchedulerObserver
 from qa_api.inference.types import QAOptions, resolve_doc_stride
+from qa_api.schemas import AnswerLen, SeqLen
 
 DEFAULT_MODEL_ID = "mrm8488/bert-base-spanish-wwm-cased-finetuned-spa-squad2-es"
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -46,12 +47,13 @@ class Settings(BaseSettings):
     onnx_cache_dir: Path = Field(default_factory=_default_onnx_cache)
     warmup: bool = True
 
-    # Decoding defaults (a request may override the first five)
-    max_seq_len: int = Field(384, ge=32, le=512)
+    # Decoding defaults (a request may override the first six)
+    top_k: PositiveInt = Field(1, description="Answers per request; at most QA_MAX_TOP_K.")
+    max_seq_len: SeqLen = 384
     doc_stride: PositiveInt | None = Field(
         None, description="Tokens shared by consecutive windows; unset: min(max_seq_len // 2, 128)"
     )
-    max_answer_len: int = Field(30, ge=1, le=512)
+    max_answer_len: AnswerLen = 30
     handle_impossible_answer: bool = True
     max_question_len: PositiveInt = 64
 
@@ -107,6 +109,10 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"QA_DOC_STRIDE, QA_MAX_SEQ_LEN and QA_MAX_QUESTION_LEN do not fit: {exc.message}"
             ) from None
+        if self.top_k > self.max_top_k:
+            raise ValueError(
+                f"QA_TOP_K ({self.top_k}) must be at most QA_MAX_TOP_K ({self.max_top_k})"
+            )
         if self.max_document_chars < self.max_context_chars:
             raise ValueError(
                 f"QA_MAX_DOCUMENT_CHARS ({self.max_document_chars}) must be at least "
@@ -120,11 +126,13 @@ class Settings(BaseSettings):
 
     def decoding_defaults(self) -> QAOptions:
         return QAOptions(
-            top_k=1,
+            top_k=self.top_k,
             max_answer_len=self.max_answer_len,
             max_seq_len=self.max_seq_len,
             doc_stride=resolve_doc_stride(self.max_seq_len, self.doc_stride),
             handle_impossible_answer=self.handle_impossible_answer,
+            bm25_top_n=None,  # a request's passages option chooses the windows (service.py)
+            bm25_share=0.0,
         )
 
     def load_config(self) -> LoadConfig:

@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.json_schema import JsonDict
 
+from qa_api.inference.types import ANSWER_LEN_RANGE, SEQ_LEN_RANGE
+
 EXAMPLE_CONTEXT = (
     "Miguel de Cervantes Saavedra nació en Alcalá de Henares en 1547. Es autor de Don Quijote "
     "de la Mancha, cuya primera parte se publicó en Madrid en 1605."
@@ -55,6 +57,8 @@ def _readable(value: str) -> str:
 
 
 ReadableText = Annotated[str, BeforeValidator(_valid_unicode), AfterValidator(_readable)]
+SeqLen = Annotated[int, Field(ge=SEQ_LEN_RANGE[0], le=SEQ_LEN_RANGE[1])]
+AnswerLen = Annotated[int, Field(ge=ANSWER_LEN_RANGE[0], le=ANSWER_LEN_RANGE[1])]
 
 
 class QAInput(BaseModel):
@@ -105,9 +109,11 @@ class QARequest(QAInput):
     model: Annotated[str | None, BeforeValidator(_valid_unicode)] = Field(
         None, description="Served model name; null = the default model."
     )
-    top_k: int = Field(1, ge=1, description="Number of answers (upper bound: QA_MAX_TOP_K).")
-    max_answer_len: int | None = Field(None, ge=1, le=512, description="Max answer tokens.")
-    max_seq_len: int | None = Field(None, ge=32, le=512, description="Tokens per window.")
+    top_k: int | None = Field(
+        None, ge=1, description="Number of answers; null = QA_TOP_K (upper bound: QA_MAX_TOP_K)."
+    )
+    max_answer_len: AnswerLen | None = Field(None, description="Max answer tokens.")
+    max_seq_len: SeqLen | None = Field(None, description="Tokens per window.")
     doc_stride: int | None = Field(None, ge=1, description="Tokens shared by consecutive windows.")
     handle_impossible_answer: bool | None = Field(
         None, description="Let 'no answer in the text' compete with the best span (SQuAD2)."
@@ -179,6 +185,9 @@ class PredictResponse(BaseModel):
 
 
 class ModelLimits(BaseModel):
+    """The model's served defaults and limits: what a client needs to build a valid request."""
+
+    top_k: int = Field(description="Answers returned when a request sets no top_k.")
     max_seq_len: int
     doc_stride: int
     max_question_len: int

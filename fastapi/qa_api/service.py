@@ -20,7 +20,7 @@ from qa_api.inference.errors import (
     InputTooLargeError,
     InvalidInputError,
 )
-from qa_api.inference.registry import ModelRegistry
+from qa_api.inference.registry import ModelRegistry, ServedModel
 from qa_api.inference.scheduler import Progress, Submission, deadline_passed
 from qa_api.inference.types import QAOptions, QAQuery, QAResult, resolve_doc_stride
 from qa_api.metrics import Metrics
@@ -49,23 +49,23 @@ class AnswerService:
     async def answer(
         self, requests: Sequence[QARequest], gone: Gone | None = None
     ) -> list[QAResponse]:
-        """Answer all requests (in order); they are queued together so they batch together."""
+        """Answer all requests (in order); they are queued together so they batch together.
+
+        The routes hold a batch to QA_MAX_BATCH_ITEMS before its items are validated (deps.py).
+        """
         s = self.settings
         deadline = time.perf_counter() + s.request_timeout_s
-        if len(requests) > s.max_batch_items:
-            raise InputTooLargeError(
-                f"{len(requests)} items in one call; the limit is {s.max_batch_items} "
-                "(QA_MAX_BATCH_ITEMS). Split the batch."
-            )
         resolved = [self._query(r) for r in requests]
         by_model: dict[str, list[int]] = {}
-        for i, (name, _) in enumerate(resolved):
-            by_model.setdefault(name, []).append(i)
+        models: dict[str, ServedModel] = {}
+        for i, (model, _) in enumerate(resolved):
+            by_model.setdefault(model.name, []).append(i)
+            models[model.name] = model
         submissions: list[Submission] = []
         futures: dict[int, asyncio.Future[QAResult]] = {}
         try:
             for name, indices in by_model.items():
-                _, runtime = self.models.runtime(name)
+                runtime = self.models.runtime_of(models[name])
                 submission = runtime.submit([resolved[i][1] for i in indices], s.request_timeout_s)
                 submissions.append(submission)
                 futures.update(
@@ -77,9 +77,9 @@ class AnswerService:
             for submission in submissions:  # all or nothing; a no-op for what is answered
                 submission.cancel()
         responses = []
-        for (name, _), result in zip(resolved, results, strict=True):
-            self.metrics.on_answer(name, result.no_answer)
-            responses.append(_to_response(name, result))
+        for (model, _), result in zip(resolved, results, strict=True):
+            self.metrics.on_answer(model.name, result.no_answer)
+            responses.append(_to_response(model.name, result))
         return responses
 
     async def stream(
@@ -91,8 +91,8 @@ class AnswerService:
         refuse a request (size, windowing, the deadline estimate) are raised before it.
         """
         deadline = time.perf_counter() + self.settings.request_timeout_s
-        name, query = self._query(request)
-        _, runtime = self.models.runtime(name)
+        model, query = self._query(request)
+        name, runtime = model.name, self.models.runtime_of(model)
         loop = asyncio.get_running_loop()
         updates: asyncio.Queue[Progress] = asyncio.Queue()
 
@@ -145,8 +145,8 @@ class AnswerService:
             raise ClientGoneError("The client closed the connection; its work was dropped.")
         raise deadline_passed(self.settings.request_timeout_s)
 
-    def _query(self, request: QARequest) -> tuple[str, QAQuery]:
-        """The served model's name and the runtime query, after the size and range checks."""
+    def _query(self, request: QARequest) -> tuple[ServedModel, QAQuery]:
+        """The served model and the runtime query, after the size and range checks."""
         s = self.settings
         bm25 = request.passages.mode == "bm25"
         if bm25 and len(request.context) > s.max_document_chars:
@@ -166,14 +166,15 @@ class AnswerService:
                 f"The question has {len(request.question)} characters; the limit is "
                 f"{s.max_question_chars} (QA_MAX_QUESTION_CHARS). Shorten the question."
             )
-        if request.top_k > s.max_top_k:
-            raise InvalidInputError(
-                f"top_k is {request.top_k}; it must be between 1 and {s.max_top_k} (QA_MAX_TOP_K)."
-            )
         model = self.models.get(request.model)
         defaults = model.defaults
+        top_k = request.top_k or defaults.top_k
+        if top_k > s.max_top_k:
+            raise InvalidInputError(
+                f"top_k is {top_k}; it must be between 1 and {s.max_top_k} (QA_MAX_TOP_K)."
+            )
         options = QAOptions(
-            top_k=request.top_k,
+            top_k=top_k,
             max_answer_len=request.max_answer_len or defaults.max_answer_len,
             max_seq_len=request.max_seq_len or defaults.max_seq_len,
             # A caller's max_seq_len brings the pipeline's stride for it, unless doc_stride is sent.
@@ -190,7 +191,7 @@ class AnswerService:
             bm25_top_n=(request.passages.top_n or s.passages_top_n) if bm25 else None,
             bm25_share=s.passages_share if request.passages.top_n is None else 0.0,
         )
-        return model.name, QAQuery(request.question, request.context, options)
+        return model, QAQuery(request.question, request.context, options)
 
 
 def _to_response(model: str, result: QAResult) -> QAResponse:

@@ -18,6 +18,7 @@ from qa_api.inference import contexts, decoding, features, passages
 from qa_api.inference.errors import InvalidInputError
 from qa_api.inference.types import QAOptions
 from tests.paths import SQUAD_V1_SAMPLE
+from tests.served import served_options
 
 HIGH, LOW = 10.0, -10.0
 
@@ -85,7 +86,7 @@ ODD_TEXTS = [
 def test_windows_from_cached_tokens_equal_features_encode(
     tokenizer, text: str, max_seq_len: int, doc_stride: int
 ) -> None:  # type: ignore[no-untyped-def]
-    options = QAOptions(max_seq_len=max_seq_len, doc_stride=doc_stride)
+    options = served_options(max_seq_len=max_seq_len, doc_stride=doc_stride)
     question = "¿Dónde vive el pingüino emperador?"
     assert_same(
         cached_encode(tokenizer, question, text, options),
@@ -98,7 +99,7 @@ def test_long_document_windows_equal_features_encode(
     tokenizer, article, max_seq_len: int, doc_stride: int
 ) -> None:  # type: ignore[no-untyped-def]
     text, qas = article
-    options = QAOptions(max_seq_len=max_seq_len, doc_stride=doc_stride)
+    options = served_options(max_seq_len=max_seq_len, doc_stride=doc_stride)
     for qa in qas[:3]:
         expected = features.encode(tokenizer, str(qa["question"]), text, options, 64)
         assert len(expected.windows) > 3
@@ -111,9 +112,9 @@ def test_cached_path_refuses_what_features_refuses(tokenizer) -> None:  # type: 
     ctx = contexts.tokenize_context(tokenizer, "Un texto corto.")
     q = contexts.tokenize_question(tokenizer, "¿Qué? " * 10)
     with pytest.raises(InvalidInputError, match="doc_stride"):
-        contexts.layout(q, ctx, QAOptions(max_seq_len=40, doc_stride=20), 64)
+        contexts.layout(q, ctx, served_options(max_seq_len=40, doc_stride=20), 64)
     with pytest.raises(InvalidInputError, match="limit is 5 tokens"):
-        contexts.layout(q, ctx, QAOptions(), 5)
+        contexts.layout(q, ctx, served_options(), 5)
 
 
 def test_window_ranges_follow_the_overflow_rule() -> None:
@@ -125,7 +126,7 @@ def test_window_ranges_follow_the_overflow_rule() -> None:
 
 def test_answers_from_preselected_windows_keep_document_offsets(tokenizer, article) -> None:  # type: ignore[no-untyped-def]
     text, qas = article
-    options = QAOptions(max_seq_len=128, doc_stride=32, top_k=1)
+    options = served_options(max_seq_len=128, doc_stride=32, top_k=1)
     qa = qas[-1]  # late in the document: far from window 0
     ctx = contexts.tokenize_context(tokenizer, text)
     q = contexts.tokenize_question(tokenizer, str(qa["question"]))
@@ -173,7 +174,7 @@ def crafted_document(
     ctx = contexts.tokenize_context(tokenizer, text)
     q = contexts.tokenize_question(tokenizer, "¿Dónde?")
     spans = contexts.char_spans(
-        ctx, contexts.layout(q, ctx, QAOptions(max_seq_len=64, doc_stride=36), 64)
+        ctx, contexts.layout(q, ctx, served_options(max_seq_len=64, doc_stride=36), 64)
     )
     lo = text.index(needle)
     holding = next(i for i, (a, b) in enumerate(spans) if a <= lo and lo + len(needle) <= b)
@@ -257,7 +258,7 @@ def test_a_longer_document_reads_its_share_of_windows(tokenizer, article) -> Non
     text, qas = article
     ctx = contexts.tokenize_context(tokenizer, text)
     question = str(qas[0]["question"])
-    options = QAOptions(max_seq_len=64, doc_stride=16)
+    options = served_options(max_seq_len=64, doc_stride=16)
     plain = contexts.encode_best(tokenizer, question, ctx, options, 64, top_n=2)
     shared = contexts.encode_best(
         tokenizer, question, ctx, replace(options, bm25_share=0.1), 64, top_n=2

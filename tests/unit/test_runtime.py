@@ -29,10 +29,12 @@ from qa_api.inference.errors import (
 from qa_api.inference.pipeline import Pipeline
 from qa_api.inference.runtime import QARuntime
 from qa_api.inference.scheduler import Policy, Scheduler, SchedulerConfig
-from qa_api.inference.types import QAOptions, QAQuery
+from qa_api.inference.types import QAQuery
+from tests.served import served_options
 
-QUERY = QAQuery("¿Dónde nace el Ebro?", "El río Ebro nace en Fontibre, en Cantabria.")
-WINDOWED = QAOptions(max_seq_len=48, doc_stride=8)  # short windows: many of them per text
+DEFAULTS = served_options()
+QUERY = QAQuery("¿Dónde nace el Ebro?", "El río Ebro nace en Fontibre, en Cantabria.", DEFAULTS)
+WINDOWED = served_options(max_seq_len=48, doc_stride=8)  # short windows: many of them per text
 SENTENCE = "Miguel de Cervantes escribió la obra número {i} en Alcalá de Henares. "
 
 
@@ -103,8 +105,8 @@ def test_windows_of_queued_requests_are_batched_by_similar_length(make: Any) -> 
     backend.gate.clear()
     first = runtime.submit([QUERY], 60)  # occupies the inference thread at the gate
     assert backend.entered.wait(5)
-    short = [QAQuery("¿Qué?", "Hola.") for _ in range(3)]
-    long = [QAQuery("¿Dónde?", "El río Ebro nace en Fontibre. " * 20) for _ in range(3)]
+    short = [QAQuery("¿Qué?", "Hola.", DEFAULTS) for _ in range(3)]
+    long = [QAQuery("¿Dónde?", "El río Ebro nace en Fontibre. " * 20, DEFAULTS) for _ in range(3)]
     later = runtime.submit(short + long, 60)
     time.sleep(0.2)  # let the tokenizer thread admit them before the gate opens
     backend.gate.set()
@@ -230,7 +232,7 @@ def test_close_past_its_deadline_drops_the_rest(make: Any) -> None:
 
 def test_bad_query_fails_alone(make: Any) -> None:
     runtime, _ = make()
-    bad = QAQuery("¿Qué?", "Hola.", QAOptions(max_seq_len=32, doc_stride=40))
+    bad = QAQuery("¿Qué?", "Hola.", served_options(max_seq_len=32, doc_stride=40))
     submission = runtime.submit([QUERY, bad], 60)
     good, failing = submission.results
     assert good.result(10).answers
@@ -268,14 +270,18 @@ def test_stepped_forward_equals_the_plain_forward(tiny_model_dir: Path, tokenize
     assert steps == 2  # the tiny model's two layers
     for window, (start, end) in zip(windows, stepped, strict=True):
         ids = window.input_ids[None, :]
-        plain_start, plain_end = backend.forward(ids, np.ones_like(ids), window.token_type_ids[None])
+        plain_start, plain_end = backend.forward(
+            ids, np.ones_like(ids), window.token_type_ids[None]
+        )
         np.testing.assert_allclose(start, plain_start[0], atol=1e-5)
         np.testing.assert_allclose(end, plain_end[0], atol=1e-5)
 
 
-def test_padding_to_a_multiple_does_not_change_answers(tiny_model_dir: Path, tokenizer: Any) -> None:
+def test_padding_to_a_multiple_does_not_change_answers(
+    tiny_model_dir: Path, tokenizer: Any
+) -> None:
     backend = TorchBackend.load(tiny_model_dir, "torch-fp32", "cpu")
-    query = QAQuery(QUERY.question, QUERY.context, QAOptions(top_k=3))
+    query = QAQuery(QUERY.question, QUERY.context, served_options(top_k=3))
     results = []
     for multiple in (1, 16, 64):
         pipeline = Pipeline("tiny", tokenizer, backend, 64, multiple)
@@ -291,9 +297,7 @@ def test_padding_to_a_multiple_does_not_change_answers(tiny_model_dir: Path, tok
             assert a.score == pytest.approx(b.score, rel=1e-4)
 
 
-def test_models_sharing_a_scheduler_run_on_one_thread(
-    tiny_model_dir: Path, tokenizer: Any
-) -> None:
+def test_models_sharing_a_scheduler_run_on_one_thread(tiny_model_dir: Path, tokenizer: Any) -> None:
     """Warm-up and requests of every model run on the inference thread, never on the caller's."""
     backends = [
         RecordingBackend(TorchBackend.load(tiny_model_dir, "torch-fp32", "cpu")) for _ in range(2)

@@ -36,6 +36,7 @@ router = APIRouter(
 def model_limits(settings: Settings, defaults: QAOptions) -> ModelLimits:
     """What a client may send to a model with these decoding defaults."""
     return ModelLimits(
+        top_k=defaults.top_k,
         max_seq_len=defaults.max_seq_len,
         doc_stride=defaults.doc_stride,
         max_question_len=settings.max_question_len,

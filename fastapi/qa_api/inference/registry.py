@@ -21,21 +21,21 @@ logger = logging.getLogger(__name__)
 
 Status = Literal["loading", "ready", "failed"]
 MODEL_FILES = ["*.json", "vocab.txt", "*.model", "*.safetensors"]
-WARMUP_QUERY = QAQuery(
-    question="¿Quién escribió Don Quijote de la Mancha?",
-    context="Don Quijote de la Mancha es una novela escrita por Miguel de Cervantes Saavedra.",
-)
+WARMUP_QUESTION = "¿Quién escribió Don Quijote de la Mancha?"
+WARMUP_CONTEXT = "Don Quijote de la Mancha es una novela escrita por Miguel de Cervantes Saavedra."
 
 
 @dataclass(frozen=True, slots=True)
 class LoadConfig:
-    backend: BackendName = "auto"
-    device: str = "auto"
-    threads: int = 1
-    onnx_cache_dir: Path = Path.home() / ".cache" / "qa-onnx"
-    max_question_len: int = 64
-    pad_to_multiple_of: int = 16
-    warmup: bool = True
+    """How models are loaded; built by `Settings.load_config()`, which holds the defaults."""
+
+    backend: BackendName
+    device: str
+    threads: int
+    onnx_cache_dir: Path
+    max_question_len: int
+    pad_to_multiple_of: int
+    warmup: bool
 
 
 @dataclass
@@ -169,7 +169,7 @@ class ModelRegistry:
             )
             if self._load.warmup:
                 runtime.warm_up_shapes(model.defaults.max_seq_len)
-                runtime.answer(WARMUP_QUERY)
+                runtime.answer(QAQuery(WARMUP_QUESTION, WARMUP_CONTEXT, model.defaults))
         except Exception as exc:
             model.status, model.error = "failed", f"{type(exc).__name__}: {exc}"[:500]
             logger.exception("model %s (%s) failed to load", model.name, model.source)
@@ -193,10 +193,14 @@ class ModelRegistry:
 
     def runtime(self, name: str | None) -> tuple[ServedModel, QARuntime]:
         model = self.get(name)
+        return model, self.runtime_of(model)
+
+    def runtime_of(self, model: ServedModel) -> QARuntime:
+        """The model's runtime, or ModelNotReadyError saying why there is none."""
         if model.runtime is None:
             reason = model.error if model.status == "failed" else "it is still loading; retry soon"
             raise ModelNotReadyError(f"Model '{model.name}' is not ready: {reason}")
-        return model, model.runtime
+        return model.runtime
 
     @property
     def ready(self) -> bool:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# What a window and an answer may measure, in tokens: the settings' and the requests' range.
+SEQ_LEN_RANGE = (32, 512)
+ANSWER_LEN_RANGE = (1, 512)
+
 
 def resolve_doc_stride(max_seq_len: int, doc_stride: int | None) -> int:
     """`doc_stride`, or when unset the transformers QA pipeline's min(max_seq_len // 2, 128)."""
@@ -12,22 +16,25 @@ def resolve_doc_stride(max_seq_len: int, doc_stride: int | None) -> int:
 
 @dataclass(frozen=True, slots=True)
 class QAOptions:
-    """Per-request decoding options, already resolved against the model's defaults."""
+    """Per-request decoding options, already resolved against the model's defaults.
 
-    top_k: int = 1
-    max_answer_len: int = 30
-    max_seq_len: int = 384
-    doc_stride: int = 128
-    handle_impossible_answer: bool = True
-    bm25_top_n: int | None = None  # read only the windows BM25 ranks first; None reads them all
-    bm25_share: float = 0.0  # ... and at least this share of the context's windows
+    No defaults here: the served ones are `Settings.decoding_defaults()` (config.py).
+    """
+
+    top_k: int
+    max_answer_len: int
+    max_seq_len: int
+    doc_stride: int
+    handle_impossible_answer: bool
+    bm25_top_n: int | None  # read only the windows BM25 ranks first; None reads them all
+    bm25_share: float  # ... and at least this share of the context's windows
 
 
 @dataclass(frozen=True, slots=True)
 class QAQuery:
     question: str
     context: str
-    options: QAOptions = field(default_factory=QAOptions)
+    options: QAOptions
 
 
 @dataclass(frozen=True, slots=True)
