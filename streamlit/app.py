@@ -5,29 +5,31 @@ Run: ``QA_UI_BACKEND_URL=http://localhost:8008 streamlit run streamlit/app.py``
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import Any
 
 import streamlit as st
 import streamlit.components.v1 as components
 
+from qa_ui import actions
 from qa_ui import client as client_module
+from qa_ui.actions import Answered, Compared, Failed, Invalid, Outcome, Stopped
 from qa_ui.client import (
     BackendError,
     BackendHealth,
     BackendState,
     ModelLimits,
     ModelsInfo,
+    Progress,
     QARequest,
     QAResult,
     curl_command,
 )
 from qa_ui.config import SettingsError, UISettings
-from qa_ui.documents import Document, DocumentError, extract_document
+from qa_ui.documents import Document
 from qa_ui.examples import EXAMPLES, EXAMPLES_BY_KEY
 from qa_ui.history import HistoryEntry, to_csv, to_json
-from qa_ui.reading import can_read_all, mode_for
+from qa_ui.reading import can_read_all
 from qa_ui.render import (
     alternatives_list,
     answer_card,
@@ -43,7 +45,6 @@ logger = logging.getLogger("qa_ui.app")
 
 POLL_NOT_READY_S = 3
 POLL_READY_S = 15
-DEFAULT_TOP_K = 3
 # The model's limit is its default answer length; the API accepts longer ones on request.
 MAX_ANSWER_LEN_CHOICE = 100
 # A text longer than its box shows (about 2,000 characters) opens in a view scrolled to the answer.
@@ -77,40 +78,27 @@ def load_example() -> None:
         st.session_state.pop("upload_message", None)
 
 
-def load_upload(max_chars: int, max_upload_mb: float) -> None:
+def load_upload(max_chars: int | None, max_upload_mb: float) -> None:
     uploaded = st.session_state.get("upload")
     if uploaded is None:
         st.session_state.pop("upload_message", None)
         return
     t = texts_for(current_lang())
-    data = uploaded.getvalue()
-    if len(data) > max_upload_mb * 1024 * 1024:
-        st.session_state["upload_message"] = (
-            "error",
-            t["upload_too_big"].format(name=uploaded.name, limit=f"{max_upload_mb:g}"),
-        )
-        return
-    try:
-        document = extract_document(uploaded.name, data)
-    except DocumentError as exc:
-        message = t[f"upload_{exc.code}"].format(name=uploaded.name, reason=exc.reason)
+    outcome = actions.read_upload(uploaded.name, uploaded.getvalue(), max_chars, max_upload_mb)
+    if isinstance(outcome, actions.Refused):
+        limit = f"{max_upload_mb:g}"
+        message = t[f"upload_{outcome.reason}"]
+        message = message.format(name=outcome.name, reason=outcome.detail, limit=limit)
         st.session_state["upload_message"] = ("error", message)
         return
-    text = document.text
-    if len(text) > max_chars:
-        st.session_state["upload_message"] = (
-            "warning",
-            t["upload_truncated"].format(name=uploaded.name, chars=len(text), limit=max_chars),
-        )
-        text = text[:max_chars]
+    if outcome.truncated:
+        text = t["upload_truncated"].format(name=outcome.name, chars=outcome.chars, limit=max_chars)
+        st.session_state["upload_message"] = ("warning", text)
     else:
-        st.session_state["upload_message"] = (
-            "success",
-            t["upload_loaded"].format(name=uploaded.name, chars=len(text)),
-        )
-    st.session_state["context"] = text
-    # Page numbers hold while the text is the upload's (page_of checks the offset against it).
-    st.session_state["document"] = Document(text, document.page_starts)
+        text = t["upload_loaded"].format(name=outcome.name, chars=outcome.chars)
+        st.session_state["upload_message"] = ("success", text)
+    st.session_state["context"] = outcome.document.text
+    st.session_state["document"] = outcome.document
 
 
 # ---------------------------------------------------------------- pieces of the page
@@ -192,7 +180,10 @@ def remembered(key: str, default: int, low: int, high: int) -> dict[str, Any]:
     return {"key": key}
 
 
-def advanced_settings(models: ModelsInfo | None, t: dict[str, str]) -> ModelLimits:
+def advanced_settings(
+    models: ModelsInfo | None, settings: UISettings, t: dict[str, str]
+) -> ModelLimits | None:
+    """Model choice and decoding options; the ranges are the served ones (None: not known yet)."""
     st.subheader(t["advanced_header"])
     names = [m.name for m in models.models] if models else []
 
@@ -216,12 +207,14 @@ def advanced_settings(models: ModelsInfo | None, t: dict[str, str]) -> ModelLimi
         disabled=not names,
     )
     info = models.get(st.session_state.get("model")) if models else None
-    limits = info.limits if info else ModelLimits()
+    if info is None:
+        return None
+    limits = info.limits
     st.slider(
         t["top_k_label"],
         min_value=1,
         max_value=max(limits.max_top_k, 2),
-        **remembered("top_k", min(DEFAULT_TOP_K, limits.max_top_k), 1, limits.max_top_k),
+        **remembered("top_k", min(settings.top_k, limits.max_top_k), 1, limits.max_top_k),
     )
     st.slider(
         t["max_answer_len_label"],
@@ -243,8 +236,9 @@ def advanced_settings(models: ModelsInfo | None, t: dict[str, str]) -> ModelLimi
     return limits
 
 
-def input_area(settings: UISettings, limits: ModelLimits, t: dict[str, str]) -> bool:
+def input_area(settings: UISettings, limits: ModelLimits | None, t: dict[str, str]) -> bool:
     """Examples, upload and the question form; True when the form was submitted."""
+    max_chars = limits.max_document_chars if limits else None
     st.selectbox(
         t["example_label"],
         [e.key for e in EXAMPLES],
@@ -260,28 +254,33 @@ def input_area(settings: UISettings, limits: ModelLimits, t: dict[str, str]) -> 
         key="upload",
         max_upload_size=max(1, int(settings.max_upload_mb)),
         on_change=load_upload,
-        args=(limits.max_document_chars, settings.max_upload_mb),
+        args=(max_chars, settings.max_upload_mb),
     )
     message = st.session_state.get("upload_message")
     if message:
         kind, text = message
         {"error": st.error, "warning": st.warning, "success": st.success}[kind](text)
 
+    # A text widget whose max_chars changes (the limits come once the backend answers) is a new
+    # widget to Streamlit: its text is set again, so that it keeps what the user typed.
+    for key in ("context", "question"):
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
     context = st.session_state.get("context")
-    if context and len(context) > limits.max_document_chars:
-        st.session_state["context"] = context[: limits.max_document_chars]
+    if context and max_chars is not None and len(context) > max_chars:
+        st.session_state["context"] = context[:max_chars]
     with st.form(key="qa_form", border=True):
         # max_chars makes the browser show a live character counter without a rerun.
         st.text_area(
             t["context_label"],
             height=220,
-            max_chars=limits.max_document_chars,
+            max_chars=max_chars,
             placeholder=t["context_placeholder"],
             key="context",
         )
         st.text_input(
             t["question_label"],
-            max_chars=limits.max_question_chars,
+            max_chars=limits.max_question_chars if limits else None,
             placeholder=t["question_placeholder"],
             key="question",
         )
@@ -290,28 +289,27 @@ def input_area(settings: UISettings, limits: ModelLimits, t: dict[str, str]) -> 
             t["submit"], key="ask", type="primary", icon=":material/search:", width="stretch"
         )
     chars = len(st.session_state.get("context") or "")
-    st.caption(
-        t["context_count"].format(
-            chars=thousands(chars, current_lang()),
-            limit=thousands(limits.max_document_chars, current_lang()),
+    if max_chars is not None:
+        st.caption(
+            t["context_count"].format(
+                chars=thousands(chars, current_lang()),
+                limit=thousands(max_chars, current_lang()),
+            )
         )
-    )
     return submitted
 
 
-def build_request() -> QARequest:
-    context = st.session_state.get("context") or ""
-    limits: ModelLimits = st.session_state.get("limits") or ModelLimits()
-    mode = mode_for(len(context), limits, st.session_state.pop("read_all", False))
-    return QARequest(
-        context=context,
-        # "all" is the backend's default: left out, a short text's request is as it was.
-        passages="bm25" if mode == "bm25" else None,
-        question=(st.session_state.get("question") or "").strip(),
-        model=st.session_state.get("model"),
-        top_k=int(st.session_state.get("top_k", DEFAULT_TOP_K)),
-        max_answer_len=st.session_state.get("max_answer_len"),
-        handle_impossible_answer=bool(st.session_state.get("allow_no_answer", True)),
+def form_values(settings: UISettings) -> actions.Form:
+    """The form's widgets, read from the session (the read-all request is used once)."""
+    state = st.session_state
+    return actions.Form(
+        context=state.get("context") or "",
+        question=state.get("question") or "",
+        model=state.get("model"),
+        top_k=int(state.get("top_k", settings.top_k)),
+        max_answer_len=state.get("max_answer_len"),
+        allow_no_answer=bool(state.get("allow_no_answer", True)),
+        read_all=bool(state.pop("read_all", False)),
     )
 
 
@@ -321,45 +319,27 @@ def read_all() -> None:
     st.session_state["ask_again"] = True
 
 
-def ask(client: client_module.QAClient, models: ModelsInfo | None, t: dict[str, str]) -> None:
-    """Validate the form, call the backend, keep the outcome in the session."""
-    request = build_request()
-    if not request.context.strip():
-        st.session_state["outcome"] = {"kind": "invalid", "message": t["empty_context"]}
-        return
-    if not request.question:
-        st.session_state["outcome"] = {"kind": "invalid", "message": t["empty_question"]}
-        return
+def ask(
+    client: client_module.QAClient,
+    models: ModelsInfo | None,
+    settings: UISettings,
+    t: dict[str, str],
+) -> None:
+    """Run the asked action and keep its outcome (and what it adds to the history)."""
+    request = actions.build_request(form_values(settings), st.session_state.get("limits"))
+    outcome: Outcome | None = actions.check(request)
+    if outcome is None:
+        st.session_state["last_request"] = request
+        if st.session_state.get("compare"):
+            with st.spinner(t["thinking"]):
+                outcome = actions.compare_ready(client, request, models)
+        else:
+            # Until the stream ends the outcome says "stopped": a stop or a page left ends the run.
+            st.session_state["outcome"] = Stopped()
+            outcome = ask_with_progress(client, request, t)
     history: list[HistoryEntry] = st.session_state.setdefault("history", [])
-    st.session_state["last_request"] = request
-    if st.session_state.get("compare"):
-        with st.spinner(t["thinking"]):
-            try:
-                models = models or client.models()
-            except BackendError as exc:
-                st.session_state["outcome"] = {"kind": "error", "error": exc}
-                return
-            names = [m.name for m in models.models if m.ready]
-            results = client.compare(request, names) if names else []
-            for _, result in results:
-                if isinstance(result, QAResult):
-                    history.append(HistoryEntry.from_result(request, result))
-            st.session_state["outcome"] = {
-                "kind": "compare",
-                "request": request,
-                "results": results,
-            }
-            return
-    # Until the stream ends, the outcome says "stopped": a stop or a page left ends this run.
-    st.session_state["outcome"] = {"kind": "stopped"}
-    try:
-        result = ask_with_progress(client, request, t)
-    except BackendError as exc:
-        logger.info("ask failed: %s (%s)", exc.code, exc.request_id)
-        st.session_state["outcome"] = {"kind": "error", "error": exc}
-        return
-    history.append(HistoryEntry.from_result(request, result))
-    st.session_state["outcome"] = {"kind": "answer", "request": request, "result": result}
+    history.extend(actions.answered(outcome))
+    st.session_state["outcome"] = outcome
 
 
 # ---------------------------------------------------------------- streaming answer (progress, stop)
@@ -367,26 +347,24 @@ def ask(client: client_module.QAClient, models: ModelsInfo | None, t: dict[str, 
 
 def ask_with_progress(
     client: client_module.QAClient, request: QARequest, t: dict[str, str]
-) -> QAResult:
-    """Ask through the progress stream: a bar with the time left for texts of several windows,
-    and a stop button. Stopping or leaving ends this script run, which closes the stream, and
-    the backend drops the work left."""
+) -> Answered | Failed:
+    """A bar with the time left for texts of several windows, and a stop button. Stopping or
+    leaving ends this script run, which closes the stream: the backend drops the work left."""
     placeholder = st.empty()
     with placeholder.container():
         bar = st.progress(0.0, text=t["progress_start"])
         st.button(t["stop"], key="stop", icon=":material/stop_circle:")
+
+    def show(event: Progress) -> None:
+        label = progress_label(
+            event.windows_done, event.windows_total, event.remaining_s, current_lang()
+        )
+        bar.progress(event.fraction, text=label)
+
     try:
-        with contextlib.closing(client.ask_stream(request)) as events:
-            for event in events:
-                if isinstance(event, QAResult):
-                    return event
-                label = progress_label(
-                    event.windows_done, event.windows_total, event.remaining_s, current_lang()
-                )
-                bar.progress(event.fraction, text=label)
+        return actions.ask(client, request, show)
     finally:
         placeholder.empty()
-    raise BackendError("the backend ended the stream without an answer")
 
 
 # ---------------------------------------------------------------- answers
@@ -394,6 +372,15 @@ def ask_with_progress(
 
 def score_text(score: float, lang: Lang, t: dict[str, str]) -> str:
     return t["confidence"].format(score=percent(score, lang))
+
+
+def no_answer_html(result: QAResult, lang: Lang, t: dict[str, str]) -> str:
+    probability = (
+        None
+        if result.no_answer_probability is None
+        else t["no_answer_probability"].format(p=percent(result.no_answer_probability, lang))
+    )
+    return no_answer_card(t["no_answer_title"], t["no_answer_body"], probability)
 
 
 def show_timings(result: QAResult, lang: Lang, t: dict[str, str]) -> None:
@@ -426,10 +413,10 @@ def show_passages(request: QARequest, result: QAResult, t: dict[str, str]) -> No
     if not result.read_windows or len(result.read_windows) >= result.num_windows:
         return
     note = t["passages_note"].format(read=len(result.read_windows), total=result.num_windows)
-    limits: ModelLimits = st.session_state.get("limits") or ModelLimits()
+    limits: ModelLimits | None = st.session_state.get("limits")
     with st.container(border=True, key="passages_note"):
         st.markdown(note)
-        if can_read_all(len(request.context), limits):
+        if limits is None or can_read_all(len(request.context), limits):
             st.button(
                 t["read_all"], key="read_all_button", on_click=read_all, help=t["read_all_help"]
             )
@@ -447,15 +434,7 @@ def show_answer(request: QARequest, result: QAResult, lang: Lang, t: dict[str, s
     best = result.best
     labels = [score_text(a.score, lang, t) for a in result.answers]
     if result.no_answer or best is None:
-        probability = (
-            None
-            if result.no_answer_probability is None
-            else t["no_answer_probability"].format(p=percent(result.no_answer_probability, lang))
-        )
-        st.markdown(
-            no_answer_card(t["no_answer_title"], t["no_answer_body"], probability),
-            unsafe_allow_html=True,
-        )
+        st.markdown(no_answer_html(result, lang, t), unsafe_allow_html=True)
         if result.answers:
             with st.expander(t["discarded_candidates"]):
                 st.markdown(alternatives_list(result.answers, labels), unsafe_allow_html=True)
@@ -496,43 +475,29 @@ def show_answer(request: QARequest, result: QAResult, lang: Lang, t: dict[str, s
     )
 
 
-def show_compare(
-    request: QARequest,
-    results: list[tuple[str, QAResult | BackendError]],
-    lang: Lang,
-    t: dict[str, str],
-) -> None:
+def show_compare(compared: Compared, lang: Lang, t: dict[str, str]) -> None:
     st.subheader(t["compare_header"])
-    if not results:
+    if not compared.answers:
         st.info(t["compare_none"])
         return
-    for start in range(0, len(results), 2):
-        row = results[start : start + 2]
-        for column, (name, outcome) in zip(st.columns(2), row, strict=False):
+    for start in range(0, len(compared.answers), 2):
+        row = compared.answers[start : start + 2]
+        for column, each in zip(st.columns(2), row, strict=False):
             with column.container(border=True):
-                st.markdown(f"**{name}**")
+                st.markdown(f"**{each.model}**")
+                outcome = each.outcome
                 if isinstance(outcome, BackendError):
                     show_error(outcome, t)
                     continue
                 best = outcome.best
                 if outcome.no_answer or best is None:
-                    probability = (
-                        None
-                        if outcome.no_answer_probability is None
-                        else t["no_answer_probability"].format(
-                            p=percent(outcome.no_answer_probability, lang)
-                        )
-                    )
-                    st.markdown(
-                        no_answer_card(t["no_answer_title"], t["no_answer_body"], probability),
-                        unsafe_allow_html=True,
-                    )
+                    st.markdown(no_answer_html(outcome, lang, t), unsafe_allow_html=True)
                 else:
                     card = answer_card(
                         best.answer, score_text(best.score, lang, t), best.score, size="1.15rem"
                     )
                     st.markdown(card, unsafe_allow_html=True)
-                    st.markdown(snippet(request.context, best), unsafe_allow_html=True)
+                    st.markdown(snippet(compared.request.context, best), unsafe_allow_html=True)
                 st.caption(
                     t["compare_latency"].format(
                         total=duration(outcome.timings.total_ms, lang),
@@ -542,19 +507,17 @@ def show_compare(
 
 
 def show_outcome(lang: Lang, t: dict[str, str]) -> None:
-    outcome: dict[str, Any] | None = st.session_state.get("outcome")
-    if outcome is None:
-        return
-    if outcome["kind"] == "invalid":
-        st.warning(outcome["message"], icon=":material/edit_note:")
-    elif outcome["kind"] == "error":
-        show_error(outcome["error"], t)
-    elif outcome["kind"] == "stopped":
+    outcome: Outcome | None = st.session_state.get("outcome")
+    if isinstance(outcome, Invalid):
+        st.warning(t[outcome.reason], icon=":material/edit_note:")
+    elif isinstance(outcome, Failed):
+        show_error(outcome.error, t)
+    elif isinstance(outcome, Stopped):
         st.info(t["stopped"], icon=":material/stop_circle:")
-    elif outcome["kind"] == "answer":
-        show_answer(outcome["request"], outcome["result"], lang, t)
-    elif outcome["kind"] == "compare":
-        show_compare(outcome["request"], outcome["results"], lang, t)
+    elif isinstance(outcome, Answered):
+        show_answer(outcome.request, outcome.result, lang, t)
+    elif isinstance(outcome, Compared):
+        show_compare(outcome, lang, t)
 
 
 def history_section(settings: UISettings, lang: Lang, t: dict[str, str]) -> None:
@@ -618,7 +581,7 @@ def page() -> None:
         status_panel(client, settings, t)
         health: BackendHealth = st.session_state["health"]
         models = fetch_models(client, health)
-        limits = advanced_settings(models, t)
+        limits = advanced_settings(models, settings, t)
         st.session_state["limits"] = limits
 
     st.title(t["title"])
@@ -628,7 +591,7 @@ def page() -> None:
         submitted = input_area(settings, limits, t)
     with right:
         if submitted or st.session_state.pop("ask_again", False):
-            ask(client, models, t)
+            ask(client, models, settings, t)
         show_outcome(lang, t)
     history_section(settings, lang, t)
 

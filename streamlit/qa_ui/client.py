@@ -17,8 +17,8 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
@@ -96,19 +96,15 @@ class QARequest:
     context: str
     question: str
     model: str | None = None
-    top_k: int = 1
+    top_k: int | None = None  # unset options are the served model's defaults (/v1/models)
     max_answer_len: int | None = None
     handle_impossible_answer: bool | None = True
     passages: str | None = None  # "all" or "bm25" (unset: the backend's default, all)
 
     def payload(self) -> dict[str, Any]:
         """The JSON body of ``POST /v1/qa`` (unset options are left to the backend)."""
-        body: dict[str, Any] = {
-            "context": self.context,
-            "question": self.question,
-            "top_k": self.top_k,
-        }
-        for name in ("model", "max_answer_len", "handle_impossible_answer"):
+        body: dict[str, Any] = {"context": self.context, "question": self.question}
+        for name in ("model", "top_k", "max_answer_len", "handle_impossible_answer"):
             value = getattr(self, name)
             if value is not None:
                 body[name] = value
@@ -213,15 +209,22 @@ def sse_events(lines: Iterable[bytes]) -> Iterator[tuple[str, Any]]:
 
 @dataclass(frozen=True)
 class ModelLimits:
-    max_seq_len: int = 384
-    doc_stride: int = 128
-    max_question_len: int = 64
-    max_answer_len: int = 30
-    max_context_chars: int = 50_000
-    max_document_chars: int = 1_000_000
-    passages_top_n: int = 8
-    max_question_chars: int = 1_000
-    max_top_k: int = 10
+    """A model's served defaults and limits, as ``GET /v1/models`` says them (no copies here)."""
+
+    top_k: int
+    max_seq_len: int
+    doc_stride: int
+    max_question_len: int
+    max_answer_len: int
+    max_context_chars: int
+    max_document_chars: int
+    passages_top_n: int
+    max_question_chars: int
+    max_top_k: int
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ModelLimits:
+        return cls(**{name: int(data[name]) for name in cls.__dataclass_fields__})
 
 
 @dataclass(frozen=True)
@@ -229,6 +232,7 @@ class ModelInfo:
     name: str
     status: str
     ready: bool
+    limits: ModelLimits
     model_id: str = ""
     revision: str | None = None
     error: str | None = None
@@ -236,12 +240,9 @@ class ModelInfo:
     device: str | None = None
     dtype: str | None = None
     load_time_s: float | None = None
-    limits: ModelLimits = field(default_factory=ModelLimits)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ModelInfo:
-        limits = data.get("limits") or {}
-        known = ModelLimits.__dataclass_fields__
         return cls(
             name=str(data["name"]),
             status=str(data.get("status", "ready" if data.get("ready") else "loading")),
@@ -253,7 +254,7 @@ class ModelInfo:
             device=data.get("device"),
             dtype=data.get("dtype"),
             load_time_s=data.get("load_time_s"),
-            limits=ModelLimits(**{k: int(v) for k, v in limits.items() if k in known}),
+            limits=ModelLimits.from_json(data["limits"]),
         )
 
 
@@ -530,11 +531,19 @@ class QAClient:
         )
 
     def models(self) -> ModelsInfo:
-        data, _ = self._json("GET", "/v1/models", read_timeout_s=self.settings.health_timeout_s)
-        return ModelsInfo(
-            default=str(data.get("default", "")),
-            models=tuple(ModelInfo.from_json(m) for m in data.get("models", [])),
+        data, request_id = self._json(
+            "GET", "/v1/models", read_timeout_s=self.settings.health_timeout_s
         )
+        try:
+            return ModelsInfo(
+                default=str(data.get("default", "")),
+                models=tuple(ModelInfo.from_json(m) for m in data.get("models", [])),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise BackendError(
+                f"/v1/models answered a body this UI cannot read ({type(exc).__name__}: {exc})",
+                request_id=request_id,
+            ) from exc
 
     def ask(self, request: QARequest) -> QAResult:
         started = time.perf_counter()
@@ -585,29 +594,6 @@ class QAClient:
                     request_id=request_id,
                 ) from exc
         raise BackendError("the backend ended the stream without an answer", request_id=request_id)
-
-    def ask_to_end(self, request: QARequest) -> QAResult:
-        """The stream's answer, without its progress: the read timeout applies between events,
-        so a long text is not cut off by it (``ask`` waits for the whole answer in one read)."""
-        *_, last = self.ask_stream(request)
-        assert isinstance(last, QAResult)  # ask_stream ends with the result or raises
-        return last
-
-    def compare(
-        self, request: QARequest, models: Sequence[str]
-    ) -> list[tuple[str, QAResult | BackendError]]:
-        """The same question to each model, one after the other so latencies do not interfere."""
-        results: list[tuple[str, QAResult | BackendError]] = []
-        for name in models:
-            try:
-                result = self.ask_to_end(
-                    QARequest(**{**asdict(request), "model": name})  # type: ignore[arg-type]
-                )
-            except BackendError as exc:
-                results.append((name, exc))
-            else:
-                results.append((name, result))
-        return results
 
     def ask_form(self, context: str, question: str) -> str:
         """The original demo's ``POST /qas/`` multipart form: the best answer text or ''."""

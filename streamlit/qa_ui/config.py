@@ -31,6 +31,9 @@ class UISettings:
     resolve_interval_s: float = 5.0
     """How often the backend host name is re-resolved to find replicas."""
     max_upload_mb: float = 10.0
+    top_k: int = 3
+    """Answers the UI asks for until the user moves the slider (the UI's own choice: it shows
+    alternatives; the backend's QA_MAX_TOP_K caps it, its QA_TOP_K serves other clients)."""
 
     def __post_init__(self) -> None:
         for name in ("backend_url", "public_api_url"):
@@ -43,6 +46,8 @@ class UISettings:
         for name in ("timeout_s", "connect_timeout_s", "health_timeout_s", "max_upload_mb"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be > 0")
+        if self.top_k < 1:
+            raise SettingsError(f"{ENV_PREFIX}TOP_K must be >= 1")
         if self.resolve_interval_s < 0:
             raise SettingsError(f"{ENV_PREFIX}RESOLVE_INTERVAL_S must be >= 0")
 
@@ -60,8 +65,9 @@ class UISettings:
             elif f.name == "api_key":
                 values[f.name] = raw
             else:
+                number = int if f.type == "int" else float
                 try:
-                    values[f.name] = float(raw)
+                    values[f.name] = number(raw)
                 except ValueError as exc:
                     raise SettingsError(
                         f"{ENV_PREFIX}{f.name.upper()} must be a number, got {raw!r}"

@@ -20,7 +20,7 @@ class HistoryEntry:
     score: float | None
     no_answer: bool
     no_answer_probability: float | None
-    top_k: int
+    top_k: int | None  # None: the served default
     context_chars: int
     server_ms: float
     round_trip_ms: float

@@ -21,6 +21,21 @@ from qa_ui.client import (
 )
 from qa_ui.config import UISettings
 
+# What a backend with default settings serves (tests/unit/test_contract.py checks it against the
+# backend's Settings): the fake's /v1/models answer, so UI tests see real limits.
+SERVED_LIMITS = ModelLimits(
+    top_k=1,
+    max_seq_len=384,
+    doc_stride=128,
+    max_question_len=64,
+    max_answer_len=30,
+    max_context_chars=50_000,
+    max_document_chars=1_000_000,
+    passages_top_n=8,
+    max_question_chars=1_000,
+    max_top_k=10,
+)
+
 
 def make_models(*names: str, default: str | None = None, ready: bool = True) -> ModelsInfo:
     return ModelsInfo(
@@ -31,7 +46,7 @@ def make_models(*names: str, default: str | None = None, ready: bool = True) -> 
                 status="ready" if ready else "loading",
                 ready=ready,
                 model_id=f"test/{n}",
-                limits=ModelLimits(),
+                limits=SERVED_LIMITS,
             )
             for n in names
         ),
@@ -113,17 +128,6 @@ class FakeQAClient:
             yield self.ask(request)
         finally:
             self.streams_closed += 1
-
-    def compare(
-        self, request: QARequest, models: Sequence[str]
-    ) -> list[tuple[str, QAResult | BackendError]]:
-        results: list[tuple[str, QAResult | BackendError]] = []
-        for name in models:
-            try:
-                results.append((name, self.ask(QARequest(**{**request.__dict__, "model": name}))))
-            except BackendError as exc:
-                results.append((name, exc))
-        return results
 
 
 def minimal_pdf(lines: Sequence[str]) -> bytes:

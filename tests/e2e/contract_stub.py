@@ -43,7 +43,7 @@ def answer(body: dict[str, Any], model: str) -> dict[str, Any]:
             (t, s * factor) for t, s in zip(RUNNERS_UP[example.key], (0.04, 0.02), strict=False)
         ]
     answers = []
-    for text, score in spans[: body["top_k"]]:
+    for text, score in spans[: body.get("top_k") or Settings().top_k]:
         start = context.index(text)
         answers.append(
             {"answer": text, "score": round(score, 4), "start": start, "end": start + len(text)}

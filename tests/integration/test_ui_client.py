@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from qa_ui import actions
 from qa_ui.client import (
     BackendError,
     BackendState,
@@ -102,12 +103,12 @@ def test_compare_and_api_key(start_backend_process: StartBackend, tiny_model_dir
     assert client.health().state is BackendState.READY
     names = [m.name for m in client.models().models]
     assert names == ["tiny", "tiny-b"]
-    results = client.compare(QARequest(QUIJOTE.context, QUIJOTE.question, top_k=2), names)
-    assert [name for name, _ in results] == names
-    for name, result in results:
-        assert isinstance(result, QAResult)
-        assert result.model == name
-        _check_offsets(QUIJOTE.context, result, 2)
+    compared = actions.compare(client, QARequest(QUIJOTE.context, QUIJOTE.question, top_k=2), names)
+    assert [a.model for a in compared.answers] == names
+    for answer in compared.answers:
+        assert isinstance(answer.outcome, QAResult)
+        assert answer.outcome.model == answer.model
+        _check_offsets(QUIJOTE.context, answer.outcome, 2)
 
 
 @pytest.fixture

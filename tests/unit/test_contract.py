@@ -23,12 +23,15 @@ from jsonschema import Draft202012Validator
 from pydantic import BaseModel
 from requests.structures import CaseInsensitiveDict
 
+from qa_api.api.models import model_limits
 from qa_api.config import Settings
 from qa_api.main import create_app
 from qa_api.schemas import ErrorResponse, ModelList, ProgressEvent, QAResponse, Readiness
+from qa_ui import actions
 from qa_ui.client import BackendError, BackendState, QAClient, QARequest, QAResult
 from qa_ui.config import UISettings
 from qa_ui.examples import EXAMPLES
+from qa_ui.testing import SERVED_LIMITS
 from tests.e2e import contract_stub
 from tests.paths import DATA_DIR
 
@@ -235,8 +238,8 @@ def test_the_ui_requests_are_what_the_api_declares(request_: QARequest) -> None:
     client.health()
     client.models()
     client.ask(request_)
-    client.ask_to_end(request_)
-    client.compare(request_, ["beto"])
+    actions.read_answer(client, request_)
+    actions.compare(client, request_, ["beto"])
     client.ask_form(request_.context, request_.question)
 
     assert {s.path for s in session.sent} == set(answers)
@@ -316,6 +319,13 @@ def test_the_loading_state_parses_in_the_ui() -> None:
         body["models"],
         body["reason"],
     )
+
+
+def test_the_ui_fakes_serve_the_backends_default_limits() -> None:
+    """qa_ui.testing's canned /v1/models limits are what a backend with default settings serves."""
+    settings = Settings()
+    served = model_limits(settings, settings.decoding_defaults()).model_dump()
+    assert_mirrors(SERVED_LIMITS, served, "SERVED_LIMITS")
 
 
 # ---------------------------------------------------------------- the e2e stub speaks the same contract

@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -28,6 +28,7 @@ from qa_ui.client import (
     resolve_all,
 )
 from qa_ui.config import SettingsError, UISettings
+from qa_ui.testing import SERVED_LIMITS
 
 pytestmark = pytest.mark.unit
 
@@ -86,7 +87,11 @@ def _handler(replica: Replica) -> type[BaseHTTPRequestHandler]:
                                 "name": "beto",
                                 "status": "ready",
                                 "ready": True,
-                                "limits": {"max_top_k": 5, "max_context_chars": 1000},
+                                "limits": {
+                                    **asdict(SERVED_LIMITS),
+                                    "max_top_k": 5,
+                                    "max_context_chars": 1000,
+                                },
                             }
                         ],
                     },

@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 from fpdf import FPDF
 
-from qa_ui.client import Answer, ModelLimits
+from qa_ui.client import Answer
 from qa_ui.documents import Document, extract_document, extract_text
 from qa_ui.reading import can_read_all, estimated_windows, mode_for
 from qa_ui.render import document_view, duration, snippet, snippet_span
+from qa_ui.testing import SERVED_LIMITS
 
 pytestmark = pytest.mark.unit
 
@@ -122,7 +123,7 @@ def test_document_view_opens_at_the_selected_answer_and_escapes_labels() -> None
     assert "    show(2);\n" in html
 
 
-LIMITS = ModelLimits(max_seq_len=384, doc_stride=128, max_context_chars=50_000)
+LIMITS = SERVED_LIMITS  # windows of 384 tokens, stride 128, 50,000 characters read whole
 
 
 def test_long_texts_are_read_by_passages_unless_the_user_asks_for_all() -> None:
