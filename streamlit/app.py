@@ -538,26 +538,19 @@ def history_section(settings: UISettings, lang: Lang, t: dict[str, str]) -> None
                 for e in reversed(history)
             ]
             st.dataframe(rows, hide_index=True, key="history_table")
-            c1, c2, c3 = st.columns(3)
-            c1.download_button(
-                t["download_csv"],
-                to_csv(history),
-                file_name="historial_preguntas.csv",
-                mime="text/csv",
-                key="download_csv",
-                on_click="ignore",
-                icon=":material/download:",
-            )
-            c2.download_button(
-                t["download_json"],
-                to_json(history),
-                file_name="historial_preguntas.json",
-                mime="application/json",
-                key="download_json",
-                on_click="ignore",
-                icon=":material/download:",
-            )
-            if c3.button(t["clear_history"], key="clear_history"):
+            *downloads, clear = st.columns(3)
+            formats = [("csv", to_csv, "text/csv"), ("json", to_json, "application/json")]
+            for column, (ext, export, mime) in zip(downloads, formats, strict=True):
+                column.download_button(
+                    t[f"download_{ext}"],
+                    export(history),
+                    file_name=f"historial_preguntas.{ext}",
+                    mime=mime,
+                    key=f"download_{ext}",
+                    on_click="ignore",
+                    icon=":material/download:",
+                )
+            if clear.button(t["clear_history"], key="clear_history"):
                 st.session_state["history"] = []
                 st.rerun()
     last: QARequest | None = st.session_state.get("last_request")

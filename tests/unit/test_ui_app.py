@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from html import escape
-from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from qa_ui import client as client_module
@@ -27,30 +25,7 @@ from qa_ui.texts import progress_label
 
 pytestmark = pytest.mark.unit
 
-APP = str(Path(__file__).resolve().parents[2] / "streamlit" / "app.py")
 QUIJOTE = EXAMPLES_BY_KEY["quijote"]
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeQAClient]:
-    """The fake that the app's cached get_client() will build instead of a QAClient."""
-    fake = FakeQAClient()
-    monkeypatch.setattr(client_module, "QAClient", lambda settings: fake)
-    monkeypatch.setenv("QA_UI_PUBLIC_API_URL", "http://qa.example:8008")
-    st.cache_resource.clear()
-    yield fake
-    st.cache_resource.clear()
-
-
-@pytest.fixture
-def app(fake: FakeQAClient) -> Callable[[], AppTest]:
-    def start() -> AppTest:
-        at = AppTest.from_file(APP, default_timeout=30)
-        at.run()
-        assert not at.exception
-        return at
-
-    return start
 
 
 def html_blocks(at: AppTest) -> str:

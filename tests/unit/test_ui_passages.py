@@ -3,43 +3,19 @@ read, the answer's page and snippet, the full text opened at the answer."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
-import streamlit as st
 from fpdf import FPDF
 from streamlit.testing.v1 import AppTest
 
-from qa_ui import client as client_module
 from qa_ui.client import QARequest, QAResult, ReadWindow
 from qa_ui.testing import FakeQAClient, make_result
 
 pytestmark = pytest.mark.unit
 
-APP = str(Path(__file__).resolve().parents[2] / "streamlit" / "app.py")
 FILLER = "El comercio de la lana creció en los puertos del norte durante aquel siglo. "
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeQAClient]:
-    fake = FakeQAClient()
-    monkeypatch.setattr(client_module, "QAClient", lambda settings: fake)
-    st.cache_resource.clear()
-    yield fake
-    st.cache_resource.clear()
-
-
-@pytest.fixture
-def app(fake: FakeQAClient) -> Callable[[], AppTest]:
-    def start() -> AppTest:
-        at = AppTest.from_file(APP, default_timeout=30)
-        at.run()
-        assert not at.exception
-        return at
-
-    return start
 
 
 def answered_from(windows: int, read: int) -> Callable[[QARequest], QAResult]:
