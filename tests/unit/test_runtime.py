@@ -6,6 +6,7 @@ the passes. Assertions are on order and counts, never on durations.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 import time
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
+from qa_api.config import Settings
 from qa_api.inference import pipeline as pipeline_module
 from qa_api.inference.backends import Logits, TorchBackend
 from qa_api.inference.errors import (
@@ -47,9 +49,12 @@ def short_query() -> QAQuery:
     return QAQuery("¿Dónde nace?", "El río Ebro nace en Fontibre.", WINDOWED)
 
 
+SETTINGS = Settings()
+
+
 def config(policy: Policy = "shortest_first", **overrides: Any) -> SchedulerConfig:
-    values: dict[str, Any] = {"max_batch_size": 4, "max_batch_wait_ms": 0.0, "queue_size": 64}
-    return SchedulerConfig(**{**values, **overrides, "policy": policy})
+    """The served scheduler settings, with `overrides`."""
+    return dataclasses.replace(SETTINGS.scheduler_config(), policy=policy, **overrides)
 
 
 class RecordingBackend:
@@ -90,7 +95,14 @@ def make(tiny_model_dir: Path, tokenizer: Any) -> Iterator[Callable[..., tuple[Q
 
     def build(delay_s: float = 0.0, **overrides: Any) -> tuple[QARuntime, RecordingBackend]:
         backend = RecordingBackend(TorchBackend.load(tiny_model_dir, "torch-fp32", "cpu"), delay_s)
-        runtime = QARuntime.alone(tokenizer, backend, config(**overrides), name="tiny")
+        runtime = QARuntime.alone(
+            tokenizer,
+            backend,
+            config(**overrides),
+            name="tiny",
+            max_question_len=SETTINGS.max_question_len,
+            pad_to_multiple_of=SETTINGS.pad_to_multiple_of,
+        )
         made.append((runtime, backend))
         return runtime, backend
 
@@ -304,7 +316,14 @@ def test_models_sharing_a_scheduler_run_on_one_thread(tiny_model_dir: Path, toke
     ]
     scheduler = Scheduler(config())
     runtimes = [
-        QARuntime(f"m{i}", tokenizer, backend, 64, 16, scheduler)
+        QARuntime(
+            f"m{i}",
+            tokenizer,
+            backend,
+            SETTINGS.max_question_len,
+            SETTINGS.pad_to_multiple_of,
+            scheduler,
+        )
         for i, backend in enumerate(backends)
     ]
     for runtime in runtimes:

@@ -43,11 +43,11 @@ class QARuntime:
         backend: ModelBackend,
         config: SchedulerConfig,
         *,
-        name: str = "model",
-        max_question_len: int = 64,
-        pad_to_multiple_of: int = 16,
+        name: str,
+        max_question_len: int,
+        pad_to_multiple_of: int,
     ) -> QARuntime:
-        """A runtime with a scheduler of its own (tests, tools)."""
+        """A runtime with a scheduler of its own (tests, tools); the values as Settings has them."""
         return cls(
             name, tokenizer, backend, max_question_len, pad_to_multiple_of, Scheduler(config)
         )
