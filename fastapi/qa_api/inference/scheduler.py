@@ -125,6 +125,10 @@ class _Job:
     logits: list[Logits | None]
     done: int = 0
     started: float | None = None
+    tokens_pending: int = 0  # padded tokens of the windows not computed yet (kept, not summed)
+
+    def __post_init__(self) -> None:
+        self.tokens_pending = sum(self.window_tokens(i) for i in range(self.total))
 
     @property
     def total(self) -> int:
@@ -134,9 +138,11 @@ class _Job:
     def remaining(self) -> int:
         return self.total - self.done
 
+    def window_tokens(self, index: int) -> int:
+        return self.pipeline.padded_length(len(self.encoded.windows[index]))
+
     def tokens_left(self) -> int:
-        pending = (i for i, lg in enumerate(self.logits) if lg is None)
-        return sum(self.pipeline.padded_length(len(self.encoded.windows[i])) for i in pending)
+        return self.tokens_pending
 
 
 @dataclass(eq=False)
@@ -508,16 +514,21 @@ class Scheduler:
         rows: list[tuple[_Job, int]] = []
         lengths: list[int] = []
         for job in order:
+            if len(rows) == self.config.max_batch_size:
+                break
             if job.pipeline is not lead.pipeline:
                 continue
-            for index in list(job.waiting):
-                if len(rows) == self.config.max_batch_size:
-                    break
+            left = []
+            for index in job.waiting:
                 length = len(job.encoded.windows[index])
-                if not lengths or fits(lengths, length):
+                if len(rows) < self.config.max_batch_size and (
+                    not lengths or fits(lengths, length)
+                ):
                     rows.append((job, index))
                     lengths.append(length)
-                    job.waiting.remove(index)
+                else:
+                    left.append(index)
+            job.waiting = left
         windows = [job.encoded.windows[index] for job, index in rows]
         pipeline = lead.pipeline
         return _Batch(
@@ -567,6 +578,7 @@ class Scheduler:
         for (job, index), window_logits in zip(batch.rows, logits, strict=True):
             job.logits[index] = window_logits
             job.done += 1
+            job.tokens_pending -= job.window_tokens(index)
         for job in batch.jobs:
             job.timings.inference_ms += batch.seconds * 1000
             if job.remaining == 0:
