@@ -447,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     args.results = args.results or BENCH / f"results-{machine_kind()}.json"
     # Libraries (onnxruntime's quantizer logs every tensor) stay at WARNING; the bench says INFO.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    for ours in ("bench", "compute"):
+    for ours in ("bench", "compute", "quality", "overhead"):
         logging.getLogger(ours).setLevel(logging.INFO)
 
     if args.report_only:
