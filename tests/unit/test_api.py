@@ -447,6 +447,19 @@ def test_settings_without_doc_stride_follow_the_same_rule(make_client: MakeClien
         Settings(max_seq_len=192, doc_stride=128)
 
 
+def test_top_k_default_is_the_setting_served_and_applied(make_client: MakeClient) -> None:
+    """QA_TOP_K is the one default: /v1/models serves it, a request without top_k gets it."""
+    client = make_client(top_k=3, max_context_chars=2000)
+    assert client.get("/v1/models/tiny").json()["limits"]["top_k"] == 3
+    body = {"context": "Uno dos tres cuatro cinco seis siete ocho.", "question": "¿Qué?"}
+    for sent in (body, {**body, "top_k": None}):
+        response = client.post("/v1/qa", json=sent)
+        assert response.status_code == 200
+        assert len(response.json()["answers"]) == 3
+    with pytest.raises(ValueError, match="QA_TOP_K"):
+        Settings(top_k=11, max_top_k=10)
+
+
 def test_lone_surrogates_are_a_4xx_that_names_the_field(shared_client: TestClient) -> None:
     """Valid JSON may escape half a UTF-16 pair; it is not text and must never cost a 500."""
     headers = {"Content-Type": "application/json"}

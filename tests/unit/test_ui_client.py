@@ -398,6 +398,11 @@ def test_settings_from_env() -> None:
         UISettings.from_env({"QA_UI_BACKEND_URL": "fastapi:8008"})
     with pytest.raises(SettingsError, match="QA_UI_TIMEOUT_S must be > 0"):
         UISettings.from_env({"QA_UI_TIMEOUT_S": "0"})
+    assert UISettings.from_env({"QA_UI_TOP_K": "5"}).top_k == 5
+    with pytest.raises(SettingsError, match="QA_UI_TOP_K must be a number"):
+        UISettings.from_env({"QA_UI_TOP_K": "2.5"})
+    with pytest.raises(SettingsError, match="QA_UI_TOP_K must be >= 1"):
+        UISettings.from_env({"QA_UI_TOP_K": "0"})
 
 
 def test_curl_command_repeats_the_request() -> None:
