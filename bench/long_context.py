@@ -4,14 +4,16 @@ Usage (from the repository root):  .venv/bin/python bench/long_context.py [--qui
 
 First a server with default settings (QA_BACKEND=auto) on the BETO-shaped random model answers
 the 50,000-character table alone: the largest context accepted by default must be answered by
-default. Then, for each scheduling policy (QA_SCHEDULING), a server with default settings but a
-timeout long enough for the long documents to run on a slow shared machine (--timeout):
+default. Then, for each run (policy@backend: QA_SCHEDULING and QA_BACKEND), a server with
+default settings but a timeout long enough for the long documents to run on a slow shared
+machine (--timeout):
 1. idle: one client sends short SQuAD-es questions back to back;
 2. busy: the same, while another client sends long documents back to back (a 50,000-character
    table of numbers and short words, and 45,000 characters of SQuAD-es prose);
 3. abandoned: a client sends the table and gives up after a few seconds (closing the
    connection); the server's compute counter says how much it computed after that.
-Writes bench/long_context.json and the "Long documents" section of bench/RESULTS.md.
+Writes bench/long_context.json and the "Long documents" section of bench/RESULTS.md (with the
+analysis in bench/long_context_notes.md; `--report-only` rewrites it from the JSON).
 """
 
 from __future__ import annotations
@@ -39,13 +41,15 @@ import workload  # noqa: E402
 
 logger = logging.getLogger("bench")
 
-POLICIES = ("shortest_first", "round_robin")
+# policy@backend: layer-steppable torch under both policies, and the default path (`auto`).
+RUNS = ("shortest_first@torch-bf16", "round_robin@torch-bf16", "shortest_first@auto")
 TABLE_CHARS = 50_000
 PROSE_CHARS = 45_000
 GIVE_UP_S = 4.0  # the abandoning client's timeout
 POLICY_TIMEOUT_S = 1000.0
 SECTION = ("<!-- long-context -->", "<!-- /long-context -->")
-FULL = {"pairs": 100, "idle_s": 40.0, "busy_s": 120.0, "abandon": 3, "quiet_wait_s": 60.0}
+NOTES = BENCH / "long_context_notes.md"  # the analysis of the recorded run, kept with it
+FULL = {"pairs": 100, "idle_s": 30.0, "busy_s": 90.0, "abandon": 3, "quiet_wait_s": 30.0}
 QUICK = {"pairs": 30, "idle_s": 15.0, "busy_s": 40.0, "abandon": 1, "quiet_wait_s": 10.0}
 
 
@@ -61,6 +65,7 @@ class LongOutcome:
 @dataclass
 class PolicyResult:
     policy: str
+    backend: str
     idle: dict[str, Any] = field(default_factory=dict)
     busy: dict[str, Any] = field(default_factory=dict)
     long_docs: list[LongOutcome] = field(default_factory=list)
@@ -70,6 +75,10 @@ class PolicyResult:
     cancelled_windows: float = 0.0
     busy_before: str = ""
     timeout_s: float = 0.0
+
+    @property
+    def label(self) -> str:
+        return f"{self.policy}, {self.backend}"
 
 
 def numbers_table(chars: int, seed: int = 0) -> str:
@@ -171,6 +180,7 @@ def abandoned_compute(url: str, body: dict[str, Any]) -> float | None:
 
 
 def start_server(model_dir: Path, env: dict[str, str]) -> servers.RunningServer:
+    """Our server in the default path (QA_BACKEND=auto) unless `env` says otherwise."""
     spec = servers.ours_spec(model_dir, servers.free_port(), "auto", run.ONNX_CACHE)
     spec.env.update(env)
     port = int(spec.command[spec.command.index("--port") + 1])
@@ -201,20 +211,27 @@ def default_check(model_dir: Path, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def measure(
-    policy: str, model_dir: Path, pairs: list[workload.Pair], params: dict[str, Any]
+    run_name: str, model_dir: Path, pairs: list[workload.Pair], params: dict[str, Any]
 ) -> PolicyResult:
-    result = PolicyResult(policy, timeout_s=params["timeout_s"])
-    env = {"QA_SCHEDULING": policy, "QA_REQUEST_TIMEOUT_S": str(params["timeout_s"])}
+    policy, backend = run_name.split("@")
+    result = PolicyResult(policy, backend, timeout_s=params["timeout_s"])
+    env = {
+        "QA_SCHEDULING": policy,
+        "QA_BACKEND": backend,
+        "QA_REQUEST_TIMEOUT_S": str(params["timeout_s"]),
+    }
     server = start_server(model_dir, env)
     url = server.base_url
     _, build = run.request_builders()
     try:
-        result.busy_before = run.wait_for_quiet(f"{policy}: idle", params["quiet_wait_s"])
+        result.busy_before = run.wait_for_quiet(f"{run_name}: idle", params["quiet_wait_s"])
         idle = asyncio.run(
             loadgen.run_phase(url, build, pairs, 1, params["idle_s"], 10_000, warmup_requests=2)
         )
         result.idle = summary(idle)
-        logger.info("%s idle: p50 %.0f ms, p99 %.0f ms", policy, idle.latency(50), idle.latency(99))
+        logger.info(
+            "%s idle: p50 %.0f ms, p99 %.0f ms", run_name, idle.latency(50), idle.latency(99)
+        )
 
         before = metrics(url)
 
@@ -230,12 +247,14 @@ def measure(
         batches = after["qa_inference_seconds_count"] - before["qa_inference_seconds_count"]
         seconds = after["qa_inference_seconds_sum"] - before["qa_inference_seconds_sum"]
         result.batch_s = seconds / max(batches, 1)
-        logger.info("%s busy: p50 %.0f ms, p99 %.0f ms", policy, busy.latency(50), busy.latency(99))
+        logger.info(
+            "%s busy: p50 %.0f ms, p99 %.0f ms", run_name, busy.latency(50), busy.latency(99)
+        )
         time.sleep(3)  # the long document left running at the end is dropped
         for turn in range(params["abandon"]):
             _, body = long_documents()[turn % 2]
             result.abandoned_s.append(abandoned_compute(url, body))
-            logger.info("%s abandoned: %s s", policy, result.abandoned_s[-1])
+            logger.info("%s abandoned: %s s", run_name, result.abandoned_s[-1])
         result.cancelled_windows = metrics(url).get("qa_cancelled_windows_total", 0.0)
     finally:
         servers.stop(server)
@@ -252,14 +271,14 @@ def render(
     lines = [
         f"Recorded by `python bench/long_context.py{' --quick' if quick else ''}` on {date}: "
         f"{machine['cpu']}, {machine['cpus']} CPUs, {', '.join(machine['features'])}; "
-        f"`QA_BACKEND=auto`, default settings but `QA_REQUEST_TIMEOUT_S={results[0].timeout_s:g}` "
-        "so that the long documents run even when the shared machine is slow; the machine was "
-        "shared with other work "
-        f"({'; '.join(r.policy + ': ' + r.busy_before for r in results)} before measuring).",
+        f"default settings but `QA_REQUEST_TIMEOUT_S={results[0].timeout_s:g}`, so that the "
+        "long documents run even when the shared machine is slow, and the backend named per row "
+        "(`auto` is the default path); the machine was shared with other work "
+        f"({'; '.join(r.label + ': ' + r.busy_before for r in results)} before measuring).",
         "",
-        "| policy | short p50 idle | p99 idle | p50 with a long doc | p99 with | p50 ratio "
-        "| queue / compute p50 idle | queue / compute p50 with | long docs (windows, s) "
-        "| mean batch s | compute after giving up, s |",
+        "| policy, backend | short p50 idle | p99 idle | p50 with a long doc | p99 with "
+        "| p50 ratio | queue / compute p50 idle | queue / compute p50 with "
+        "| long docs (windows, s) | mean batch s | compute after giving up, s |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
@@ -267,6 +286,7 @@ def render(
             f"{d.name} {d.windows}w {d.seconds:.0f}" if d.status == 200 else f"{d.name} {d.status}"
             for d in r.long_docs
         )
+        docs = docs or "none finished in the phase"
         ratio = r.busy["p50_ms"] / r.idle["p50_ms"]
         stages = [
             f"{p['server_p50_ms'].get('queue_ms', 0):.0f} / "
@@ -275,7 +295,7 @@ def render(
         ]
         abandoned = ", ".join("-" if s is None else f"{s:.2f}" for s in r.abandoned_s)
         lines.append(
-            f"| {r.policy} | {r.idle['p50_ms']:.0f} ms | {r.idle['p99_ms']:.0f} ms "
+            f"| {r.label} | {r.idle['p50_ms']:.0f} ms | {r.idle['p99_ms']:.0f} ms "
             f"| {r.busy['p50_ms']:.0f} ms | {r.busy['p99_ms']:.0f} ms | {ratio:.2f}x "
             f"| {stages[0]} | {stages[1]} "
             f"| {docs} | {r.batch_s:.2f} | {abandoned} |"
@@ -284,7 +304,7 @@ def render(
         outcome = (
             f"answered in {default['seconds']:.1f} s ({default['windows']} windows)"
             if default["status"] == 200
-            else f"{default['status']}: {default['error']}"
+            else f"{default['status']}: {default['error'].rstrip('.')}"
         )
         lines += [
             "",
@@ -295,6 +315,9 @@ def render(
 
 
 def write_section(markdown: str) -> None:
+    """The section of RESULTS.md between SECTION's markers, with the analysis in NOTES."""
+    if NOTES.exists():
+        markdown += "\n\n" + NOTES.read_text().strip()
     path = BENCH / "RESULTS.md"
     text = path.read_text() if path.exists() else ""
     start, end = SECTION
@@ -310,12 +333,25 @@ def write_section(markdown: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short phases, for a fast check")
-    parser.add_argument("--policies", default=",".join(POLICIES))
+    parser.add_argument("--runs", default=",".join(RUNS), help="policy@QA_BACKEND, ...")
     parser.add_argument("--timeout", type=float, default=POLICY_TIMEOUT_S, help="policy servers")
     parser.add_argument("--skip-default", action="store_true", help="no default-settings check")
+    parser.add_argument("--report-only", action="store_true", help="re-render from the JSON")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("bench").setLevel(logging.INFO)
+    if args.report_only:
+        recorded = json.loads((BENCH / "long_context.json").read_text())
+        results = [
+            PolicyResult(**{**r, "long_docs": [LongOutcome(**d) for d in r["long_docs"]]})
+            for r in recorded["results"]
+        ]
+        markdown = render(
+            results, recorded["default"], recorded["machine"], recorded["date"], recorded["quick"]
+        )
+        write_section(markdown)
+        sys.stdout.write(markdown + "\n")
+        return 0
     params = {**(QUICK if args.quick else FULL), "timeout_s": args.timeout}
     run._quiet_budget["left"] = 300.0
     model_dir = run.ensure_model()
@@ -325,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     logger.info("CPU: %s, %d CPUs, flags %s", machine["cpu"], machine["cpus"], machine["features"])
     pairs = workload.load_pairs(params["pairs"])
     default = None if args.skip_default else default_check(model_dir, params)
-    results = [measure(p, model_dir, pairs, params) for p in args.policies.split(",")]
+    results = [measure(r, model_dir, pairs, params) for r in args.runs.split(",") if r]
     date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     (BENCH / "long_context.json").write_text(
         json.dumps(
