@@ -166,15 +166,15 @@ class AnswerService:
                 f"The question has {len(request.question)} characters; the limit is "
                 f"{s.max_question_chars} (QA_MAX_QUESTION_CHARS). Shorten the question."
             )
+        # The request's own value; the default's range is Settings' to check (QA_TOP_K).
+        if request.top_k is not None and request.top_k > s.max_top_k:
+            raise InvalidInputError(
+                f"top_k is {request.top_k}; it must be between 1 and {s.max_top_k} (QA_MAX_TOP_K)."
+            )
         model = self.models.get(request.model)
         defaults = model.defaults
-        top_k = request.top_k or defaults.top_k
-        if top_k > s.max_top_k:
-            raise InvalidInputError(
-                f"top_k is {top_k}; it must be between 1 and {s.max_top_k} (QA_MAX_TOP_K)."
-            )
         options = QAOptions(
-            top_k=top_k,
+            top_k=request.top_k or defaults.top_k,
             max_answer_len=request.max_answer_len or defaults.max_answer_len,
             max_seq_len=request.max_seq_len or defaults.max_seq_len,
             # A caller's max_seq_len brings the pipeline's stride for it, unless doc_stride is sent.
