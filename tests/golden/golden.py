@@ -21,6 +21,10 @@ TOP_KS = (1, 5, 10)
 MAX_ANSWER_LENS = (15, 30)
 HANDLE_IMPOSSIBLE = (False, True)
 MAX_QUESTION_TOKENS = 40  # leaves room for a 48-token stride in a 96-token window
+# Random weights rarely favour [CLS], so the null answer would never rank; these runs add a
+# constant to position 0 of the start and end logits so it ranks first or among the top_k.
+CLS_BOOSTS = (0.25, 0.5, 0.75)
+BOOSTED_TOP_KS = (5,)  # the null ranked first here is the no-answer decision of top_k 1
 
 
 @dataclass(frozen=True)
@@ -40,12 +44,27 @@ def squad_samples() -> list[Sample]:
 
 
 def option_grid() -> list[dict[str, Any]]:
-    return [
-        {"top_k": k, "max_answer_len": n, "handle_impossible_answer": h}
+    """Per input: every option set on the model's logits, then the boosted-[CLS] runs."""
+    plain = [
+        {"cls_boost": 0.0, "top_k": k, "max_answer_len": n, "handle_impossible_answer": h}
         for k in TOP_KS
         for n in MAX_ANSWER_LENS
         for h in HANDLE_IMPOSSIBLE
     ]
+    boosted = [
+        {"cls_boost": b, "top_k": k, "max_answer_len": 15, "handle_impossible_answer": True}
+        for b in CLS_BOOSTS
+        for k in BOOSTED_TOP_KS
+    ]
+    return plain + boosted
+
+
+def with_cls_boost(logits: list[np.ndarray], boost: float) -> list[np.ndarray]:
+    """The windows' logits with `boost` added at position 0 ([CLS]), in float32 as torch adds it."""
+    boosted = [np.array(window, dtype=np.float32) for window in logits]
+    for window in boosted:
+        window[0] += np.float32(boost)
+    return boosted
 
 
 def model_fingerprint(model_dir: Path) -> str:
