@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,6 +23,10 @@ from qa_api.metrics import Metrics
 from qa_api.service import AnswerService
 
 logger = logging.getLogger("qa_api")
+
+# A client's X-Request-ID is logged and echoed: only short ids of safe characters are kept (no
+# spaces or line breaks to forge log fields or lines); any other value is replaced by our own.
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 DESCRIPTION = """Extractive question answering over Spanish texts (BETO fine-tuned on SQuAD2-es).
 
@@ -80,7 +85,7 @@ def _install_middleware(app: FastAPI, settings: Settings, metrics: Metrics) -> N
     ) -> Response:
         """Request id, one log line and metrics per request (never the text)."""
         started = time.perf_counter()
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = client_request_id(request.headers) or uuid.uuid4().hex
         request.state.request_id = request_id
         size = _content_length(request.headers) or 0
         response = await call_next(request)
@@ -103,6 +108,12 @@ def _install_middleware(app: FastAPI, settings: Settings, metrics: Metrics) -> N
             allow_methods=["GET", "POST"],
             allow_headers=["Content-Type", "X-API-Key", "X-Request-ID"],
         )
+
+
+def client_request_id(headers: Headers) -> str | None:
+    """The client's X-Request-ID if it is a short id of safe characters, else None."""
+    value = headers.get("x-request-id", "")
+    return value if REQUEST_ID.fullmatch(value) else None
 
 
 def _content_length(headers: Headers) -> int | None:

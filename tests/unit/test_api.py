@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -505,3 +506,29 @@ def test_a_million_mistakes_are_refused_fast_and_listed_briefly(shared_client: T
         shared_client.post("/v1/qa", json=keys), 422, "validation_error", "more problems"
     )
     assert len(body["details"]) == 20
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        ("req-1:a.b_C", True),
+        ("x" * 64, True),
+        ("x" * 65, False),
+        ("fake status=200 user=admin", False),
+        ("a\tb", False),
+        ("", False),
+    ],
+)
+def test_request_id_is_echoed_only_when_short_and_safe(
+    shared_client: TestClient, caplog: pytest.LogCaptureFixture, sent: str, kept: bool
+) -> None:
+    """A client's id is logged: spaces or line breaks would forge log fields or lines."""
+    with caplog.at_level("INFO", logger="qa_api"):
+        response = shared_client.post("/v1/qa", json={}, headers={"X-Request-ID": sent})
+    echoed = response.headers["x-request-id"]
+    assert (echoed == sent) is kept
+    if not kept:
+        assert re.fullmatch(r"[0-9a-f]{32}", echoed)
+    assert response.json()["request_id"] == echoed
+    (line,) = [r.getMessage() for r in caplog.records if "/v1/qa" in r.getMessage()]
+    assert line.startswith(f"request_id={echoed} POST /v1/qa status=422 ")
