@@ -13,15 +13,20 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qa_api.inference import errors as domain
+from qa_api.inference.errors import clip
 
 logger = logging.getLogger(__name__)
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# Our messages are a few hundred characters; what a client sends is quoted clipped (inference
+# errors.clip), and this bounds a whole message whatever it quotes.
+MAX_MESSAGE_CHARS = 2000
 
 
-def safe_text(text: str) -> str:
-    """A client's text made fit to echo: a lone surrogate (valid JSON, not UTF-8) becomes U+FFFD."""
-    return _SURROGATE.sub("\ufffd", text)
+def safe_text(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """A client's text made fit to echo: a lone surrogate (valid JSON, not UTF-8) becomes U+FFFD,
+    and a text over `limit` characters is clipped (an ellipsis and its length)."""
+    return clip(_SURROGATE.sub("\ufffd", text), limit)
 
 
 class ApiError(StarletteHTTPException):
@@ -97,7 +102,7 @@ def _describe(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
 
 
 def _detail(error: dict[str, Any]) -> dict[str, Any]:
-    loc = [str(p) for p in error.get("loc", ())]
+    loc = [clip(str(p)) for p in error.get("loc", ())]  # a key may be 4 MiB long
     message = str(error.get("msg", "")).removeprefix("Value error, ")
     if error.get("type") == "string_unicode":  # pydantic's word for a lone surrogate, any field
         message = LONE_SURROGATE

@@ -482,6 +482,7 @@ def test_error_messages_echo_only_safe_text() -> None:
 
     assert safe_text("a\ud83db\udc00") == "a\ufffdb\ufffd"
     assert safe_text("😀 ñ") == "😀 ñ"
+    assert safe_text("a" * 2001) == "a" * 2000 + "… (2001 characters)"
     request = Request({"type": "http", "state": {"request_id": "r-1"}})
     response = error_response(
         request, 404, "model_not_found", "Unknown model '\ud83d'.",
@@ -532,3 +533,20 @@ def test_request_id_is_echoed_only_when_short_and_safe(
     assert response.json()["request_id"] == echoed
     (line,) = [r.getMessage() for r in caplog.records if "/v1/qa" in r.getMessage()]
     assert line.startswith(f"request_id={echoed} POST /v1/qa status=422 ")
+
+
+def test_long_values_are_echoed_clipped(shared_client: TestClient) -> None:
+    """A 50 KB model name or field name costs a short error, not a 50 KB one."""
+    name = "m" * 50_000  # httpx sends URLs up to 64 KiB
+    for response in (
+        shared_client.post(
+            "/v1/qa", json={"context": CONTEXT, "question": QUESTION, "model": name}
+        ),
+        shared_client.get(f"/v1/models/{name}"),
+        shared_client.post("/v1/qa", json={"context": CONTEXT, "question": QUESTION, name: 1}),
+        shared_client.post("/v1/qa", content=b"{}", headers={"Content-Type": name}),
+    ):
+        body = response.json()
+        assert 400 <= response.status_code < 500
+        assert f"{'m' * 80}… (50000 characters)" in body["error"], body["error"][:300]
+        assert len(response.content) < 3000

@@ -10,7 +10,7 @@ from fastapi import Depends, Header, Request
 
 from qa_api.config import Settings
 from qa_api.errors import ApiError
-from qa_api.inference.errors import InputTooLargeError
+from qa_api.inference.errors import InputTooLargeError, clip
 from qa_api.inference.registry import ModelRegistry
 from qa_api.metrics import Metrics
 from qa_api.service import AnswerService, Gone
@@ -80,7 +80,7 @@ def require_json(request: Request) -> None:
         raise ApiError(
             415,
             "unsupported_media_type",
-            f"Content-Type is '{content_type or 'missing'}'; send JSON with "
+            f"Content-Type is '{clip(content_type) or 'missing'}'; send JSON with "
             "'Content-Type: application/json'.",
         )
 

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+ECHO_CHARS = 80  # a client's value quoted in a message (a model name, a field name)
+
+
+def clip(text: str, limit: int = ECHO_CHARS) -> str:
+    """`text`, or its first `limit` characters, an ellipsis and its length when longer."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
 
 class QAError(Exception):
     """Base class: `message` is shown to the API user and says what to change."""

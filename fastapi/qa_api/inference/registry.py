@@ -12,7 +12,7 @@ from typing import Literal
 
 from qa_api.inference.backends import BackendName, load_backend, resolve_backend, resolve_device
 from qa_api.inference.contexts import ContextCache
-from qa_api.inference.errors import ModelNotFoundError, ModelNotReadyError
+from qa_api.inference.errors import ModelNotFoundError, ModelNotReadyError, clip
 from qa_api.inference.runtime import QARuntime
 from qa_api.inference.scheduler import Scheduler, SchedulerConfig, SchedulerObserver
 from qa_api.inference.types import QAOptions, QAQuery
@@ -188,7 +188,7 @@ class ModelRegistry:
         key = name or self.default
         if key not in self.models:
             served = ", ".join(sorted(self.models))
-            raise ModelNotFoundError(f"Unknown model '{key}'. Served models: {served}.")
+            raise ModelNotFoundError(f"Unknown model '{clip(key)}'. Served models: {served}.")
         return self.models[key]
 
     def runtime(self, name: str | None) -> tuple[ServedModel, QARuntime]:
