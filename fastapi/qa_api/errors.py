@@ -106,10 +106,18 @@ def _detail(error: dict[str, Any]) -> dict[str, Any]:
     message = str(error.get("msg", "")).removeprefix("Value error, ")
     if error.get("type") == "string_unicode":  # pydantic's word for a lone surrogate, any field
         message = LONE_SURROGATE
-    if error.get("type") == "json_invalid":
-        reason = error.get("ctx", {}).get("error", "invalid JSON")
-        loc, message = ["body"], f"the body is not valid JSON ({reason} at character {loc[-1]})"
     return {"loc": loc, "msg": message, "type": str(error.get("type"))}
+
+
+def invalid_json(error: dict[str, Any]) -> str:
+    """The 400's message for FastAPI's json_invalid error (a JSON syntax error, with where)."""
+    reason = error.get("ctx", {}).get("error", "invalid JSON")
+    at = error.get("loc", ())[-1:]
+    where = f" at character {at[0]}" if at and isinstance(at[0], int) else ""
+    return (
+        f"The body is not valid JSON ({reason}{where}); it may be cut short. Send one complete "
+        "JSON object (Content-Type: application/json)."
+    )
 
 
 def unparseable_body(cause: BaseException | None) -> tuple[int, str, str]:
@@ -153,7 +161,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        message, details = _describe(list(exc.errors()))
+        errors = list(exc.errors())
+        syntax = next((e for e in errors if e.get("type") == "json_invalid"), None)
+        if syntax is not None:  # not a validation error: the body is not JSON at all
+            return error_response(request, 400, "invalid_body", invalid_json(syntax))
+        message, details = _describe(errors)
         return error_response(request, 422, "validation_error", message, details)
 
     @app.exception_handler(StarletteHTTPException)

@@ -248,6 +248,10 @@ def test_wrong_bodies(client: TestClient) -> None:
         415, "unsupported_media_type", "application/json",
     )  # fmt: skip
     assert_error(client.post("/v1/qa", json=[1, 2]), 422, "validation_error")
+    cut = client.post(
+        "/v1/qa", content=b'{"context":', headers={"Content-Type": "application/json"}
+    )
+    assert "details" not in assert_error(cut, 400, "invalid_body", "not valid JSON", "character 11")
     assert_error(client.post("/v1/qa/batch", json={"requests": []}), 422, "validation_error")
     too_many = {"requests": [{"context": "a", "question": "b"}] * 33}
     assert_error(client.post("/v1/qa/batch", json=too_many), 413, "payload_too_large", "32")

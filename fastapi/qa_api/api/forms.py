@@ -12,6 +12,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import (
     MAX_BOUNDARY_LENGTH,
     MultipartParser,
+    MultipartState,
     QuerystringParser,
     parse_options_header,
 )
@@ -68,6 +69,11 @@ async def read_form(request: Request) -> dict[str, str]:
         parser.finalize()
     except FormParserError as exc:
         raise _malformed(str(exc)) from None
+    # python-multipart's finalize does not check that the body reached its closing boundary.
+    if isinstance(parser, MultipartParser) and parser.state != MultipartState.END:
+        raise _malformed(
+            "the multipart body ends before its closing boundary (--BOUNDARY--); it was cut short"
+        )
     return fields.values
 
 
