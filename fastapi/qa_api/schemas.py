@@ -88,6 +88,11 @@ class PassagesIn(BaseModel):
     )
 
 
+def _null_is_default(value: object) -> object:
+    """`"passages": null` means the default, as null does for every other option."""
+    return PassagesIn() if value is None else value
+
+
 class QARequest(QAInput):
     """A question plus optional decoding options (null = the model's defaults)."""
 
@@ -118,7 +123,9 @@ class QARequest(QAInput):
     handle_impossible_answer: bool | None = Field(
         None, description="Let 'no answer in the text' compete with the best span (SQuAD2)."
     )
-    passages: PassagesIn = Field(default_factory=PassagesIn)
+    passages: Annotated[
+        PassagesIn, BeforeValidator(_null_is_default, json_schema_input_type=PassagesIn | None)
+    ] = Field(default_factory=PassagesIn, description="null = read every window.")
 
 
 class AnswerOut(BaseModel):

@@ -83,6 +83,14 @@ def test_reading_every_window_by_bm25_answers_like_a_full_read(
     assert every["no_answer_probability"] == full["no_answer_probability"]
 
 
+def test_null_passages_mean_the_default(client: TestClient, document: str) -> None:
+    """null is the default for every option, passages included (docs/api.md)."""
+    context, question = document[:1900], "¿Dónde se jugó el partido?"
+    null = ask(client, context, question, passages=None)
+    assert null["passages"] is None
+    assert null["answers"] == ask(client, context, question)["answers"]
+
+
 def test_limits_depend_on_the_mode(client: TestClient, document: str) -> None:
     body = {"context": document[:5000], "question": "¿Quién?"}
     assert_error(
