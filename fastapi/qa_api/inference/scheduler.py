@@ -23,7 +23,7 @@ requests are all gone, and picks which request's batch advances:
   next to a document runs at half speed, so it takes about twice its idle time plus a layer.
 
 bench/long_context.py measured both with torch-bf16 on 2 cores (bench/RESULTS.md): next to a
-document, short questions' p50 was 1.1x their idle p50 with shortest_first and 3.6x with
+document, short questions' p50 was 1.1-1.4x their idle p50 with shortest_first and 3.6-11x with
 round_robin; the document loses only the short questions' compute. Backends that cannot pause
 between layers (ONNX Runtime, OpenVINO: `auto` on AMD CPUs) switch requests between batches
 only, so there a short question waits for up to one batch of the document. So that no request
