@@ -229,6 +229,10 @@ def test_health_and_metrics(client: TestClient) -> None:
             422, "validation_error", ["doc_stride", "max_seq_len"],
         ),
         ({"context": CONTEXT, "question": "x y " * 40}, 422, "validation_error", ["Shorten"]),
+        (
+            {"context": CONTEXT, "question": "x y " * 20, "max_seq_len": 32},
+            422, "validation_error", ["question does not fit", "max_seq_len (32 tokens)", "40 tokens", "no room"],
+        ),
     ],
 )  # fmt: skip
 def test_bad_input_gets_a_clear_4xx(

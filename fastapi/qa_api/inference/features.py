@@ -56,6 +56,15 @@ def check_window_fits(question_tokens: int, options: QAOptions, max_question_len
             "tokens. Shorten the question."
         )
     room = options.max_seq_len - question_tokens - SPECIAL_TOKENS_IN_PAIR
+    if options.doc_stride >= room and room <= options.max_seq_len // 2:
+        # The question takes half the window or more: lowering doc_stride is not the fix.
+        left = f"{room} tokens" if room > 0 else "no room"
+        raise InvalidInputError(
+            f"The question does not fit in max_seq_len ({options.max_seq_len} tokens): it is "
+            f"{question_tokens} tokens long, plus {SPECIAL_TOKENS_IN_PAIR} special tokens, which "
+            f"leaves {left} for the context, and a window needs more than doc_stride "
+            f"({options.doc_stride}). Raise max_seq_len or shorten the question."
+        )
     if options.doc_stride >= room:
         raise InvalidInputError(
             f"doc_stride ({options.doc_stride}) must be smaller than the room left for the "
