@@ -5,7 +5,14 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    computed_field,
+)
 from pydantic.json_schema import JsonDict
 
 from qa_api.inference.types import ANSWER_LEN_RANGE, SEQ_LEN_RANGE
@@ -154,6 +161,15 @@ class ReadWindowOut(BaseModel):
 class PassagesOut(BaseModel):
     mode: Literal["bm25"] = "bm25"
     read: list[ReadWindowOut] = Field(description="The windows read, best ranked first.")
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="False when no word of the question (stop words dropped) occurs in the "
+        "text: every window scored 0 and the first windows were read, in text order. Ask with "
+        "the text's own words, or read it all (mode all)."
+    )
+    @property
+    def matched(self) -> bool:
+        return any(w.score > 0 for w in self.read)  # BM25 scores 0 only without a shared term
 
 
 class QAResponse(BaseModel):

@@ -57,6 +57,7 @@ def test_bm25_reads_the_top_windows_and_says_which(client: TestClient, document:
 
     read = body["passages"]["read"]
     assert body["passages"]["mode"] == "bm25"
+    assert body["passages"]["matched"] is True
     assert [w["rank"] for w in read] == list(range(1, TOP_N + 1))
     assert body["num_windows"] > 20
     assert len({w["index"] for w in read}) == TOP_N
@@ -67,6 +68,15 @@ def test_bm25_reads_the_top_windows_and_says_which(client: TestClient, document:
     for answer in body["answers"]:
         assert document[answer["start"] : answer["end"]] == answer["answer"]
         assert any(w["start"] <= answer["start"] and answer["end"] <= w["end"] for w in read)
+
+
+def test_a_question_bm25_cannot_rank_says_so(client: TestClient, document: str) -> None:
+    """Only stop words: every window scores 0, the first ones are read, and the response says it."""
+    body = ask(client, document, "¿Qué es lo que hay?", passages={"mode": "bm25"})
+    assert body["passages"]["matched"] is False
+    read = body["passages"]["read"]
+    assert [w["index"] for w in read] == list(range(TOP_N))
+    assert {w["score"] for w in read} == {0.0}
 
 
 def test_reading_every_window_by_bm25_answers_like_a_full_read(
