@@ -41,9 +41,9 @@ class ModelBackend(Protocol):
     ) -> Logits: ...
 
 
-# `auto` on CPU, by how the CPU computes bf16: the fastest backend measured on that kind of CPU
-# whose best answers match torch fp32's on >= 99% of SQuAD-es questions (bench/results-*.json;
-# the README's "Speed" section has the figures). int8 is never chosen silently: it is opt-in.
+# `auto` on CPU, by how the CPU computes bf16: the fastest non-int8 backend measured on that kind
+# of CPU (bench/results-*.json; figures and answer agreement in the README's "Speed" section).
+# int8 is never chosen silently: it changes more answers and is opt-in.
 AUTO_CPU: dict[hardware.Bf16Units, BackendName] = {
     "amx": "torch-bf16",  # Intel Xeon with AMX: measured there; OpenVINO not yet measured on AMX
     "avx512_bf16": "openvino-bf16",  # AMD EPYC (Zen 4/5): ahead of torch bf16 at every shape
