@@ -19,6 +19,7 @@ from qa_api.inference.errors import (
     ClientGoneError,
     InputTooLargeError,
     InvalidInputError,
+    QAError,
 )
 from qa_api.inference.registry import ModelRegistry, ServedModel
 from qa_api.inference.scheduler import Progress, Submission, deadline_passed
@@ -55,7 +56,14 @@ class AnswerService:
         """
         s = self.settings
         deadline = time.perf_counter() + s.request_timeout_s
-        resolved = [self._query(r) for r in requests]
+        resolved = []
+        for i, request in enumerate(requests):
+            try:
+                resolved.append(self._query(request))
+            except QAError as exc:
+                if len(requests) > 1:  # a batch: say which item (from 0, as `details` count)
+                    exc.message = f"item {i}: {exc.message}"
+                raise
         by_model: dict[str, list[int]] = {}
         models: dict[str, ServedModel] = {}
         for i, (model, _) in enumerate(resolved):

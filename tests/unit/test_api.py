@@ -145,6 +145,22 @@ def test_batch_keeps_order(client: TestClient) -> None:
         assert context[answer["start"] : answer["end"]] == answer["answer"]
 
 
+@pytest.mark.parametrize(
+    ("bad", "status", "code", "words"),
+    [
+        ({"model": "gpt"}, 404, "model_not_found", ["item 1: Unknown model 'gpt'"]),
+        ({"context": "x" * 2001}, 413, "payload_too_large", ["item 1: The context has 2001"]),
+        ({"top_k": 11}, 422, "validation_error", ["item 1: top_k is 11"]),
+    ],
+)
+def test_batch_errors_name_the_item(
+    client: TestClient, bad: dict[str, Any], status: int, code: str, words: list[str]
+) -> None:
+    good = {"context": CONTEXT, "question": QUESTION}
+    response = client.post("/v1/qa/batch", json={"requests": [good, {**good, **bad}, good]})
+    assert_error(response, status, code, *words)
+
+
 def test_predict_tf_serving_style(client: TestClient) -> None:
     response = client.post(
         "/v1/models/tiny:predict",
