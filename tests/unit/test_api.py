@@ -171,9 +171,10 @@ def test_predict_tf_serving_style(client: TestClient) -> None:
     assert len(predictions) == 2
     assert predictions[0]["answers"] == predictions[1]["answers"]
     unknown = client.post(
-        "/v1/models/nope:predict", json={"instances": [{"context": "a", "question": "b"}]}
+        "/v1/models/nope:predict", json={"instances": [{"context": "a", "question": "b"}] * 2}
     )
-    assert_error(unknown, 404, "model_not_found", "nope", "tiny")
+    body = assert_error(unknown, 404, "model_not_found", "nope", "tiny")
+    assert not body["error"].startswith("item")  # the path names the model, not an item
     assert set(unknown.json()) >= {"error"}
 
 

@@ -84,8 +84,11 @@ async def get_model(name: str, models: Models, settings: SettingsDep) -> ModelIn
     summary="TF Serving style prediction",
     dependencies=[Depends(require_json), Depends(batch_limit("instances"))],
 )
-async def predict(name: str, body: PredictRequest, service: Service) -> PredictResponse:
+async def predict(
+    name: str, body: PredictRequest, service: Service, models: Models
+) -> PredictResponse:
     """`{"instances": [{"context", "question"}]}` -> `{"predictions": [...]}`."""
+    models.get(name)  # the path's model: its 404 is the call's, not its first item's
     requests = [
         QARequest(context=i.context, question=i.question, model=name) for i in body.instances
     ]
