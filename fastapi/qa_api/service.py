@@ -166,8 +166,9 @@ class AnswerService:
             raise InputTooLargeError(
                 f"The context has {len(request.context)} characters; the limit for reading it "
                 f"all is {s.max_context_chars} (QA_MAX_CONTEXT_CHARS). Send a shorter text, or "
-                f'"passages": {{"mode": "bm25"}} to read only the passages most similar to the '
-                f"question (up to {s.max_document_chars} characters)."
+                "read only the passages most similar to the question (up to "
+                f'{s.max_document_chars} characters) with "passages": {{"mode": "bm25"}} in a '
+                "JSON request to /v1/qa, /v1/qa/batch or /v1/qa/stream."
             )
         if len(request.question) > s.max_question_chars:
             raise InputTooLargeError(

@@ -280,6 +280,21 @@ def test_wrong_bodies(client: TestClient) -> None:
     assert_error(client.get("/v1/qa"), 405, "method_not_allowed")
 
 
+def test_qas_says_what_it_reads(client: TestClient) -> None:
+    """/qas/ takes form fields or query parameters: JSON is a 415, and its hints fit it."""
+    body = {"context": CONTEXT, "question": QUESTION}
+    assert_error(
+        client.post("/qas/", json=body), 415, "unsupported_media_type", "form fields", "/v1/qa"
+    )
+    too_long = client.post("/qas/", data={"context": "x" * 2001, "question": QUESTION})
+    assert_error(
+        too_long, 413, "payload_too_large", "QA_MAX_CONTEXT_CHARS", "JSON request to /v1/qa"
+    )
+    # An empty body with a Content-Type (some clients always send one) still reads the query.
+    empty = client.post("/qas/", params=body, headers={"Content-Type": "application/json"})
+    assert empty.status_code == 200, empty.text
+
+
 def test_body_over_the_byte_limit_is_refused_before_parsing(make_client: MakeClient) -> None:
     client = make_client(max_body_bytes=1000)
     response = client.post("/v1/qa", json={"context": "x" * 5000, "question": QUESTION})

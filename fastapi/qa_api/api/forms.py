@@ -18,6 +18,7 @@ from python_multipart.multipart import (
 )
 
 from qa_api.errors import ApiError
+from qa_api.inference.errors import clip
 
 # A part's size needs no limit of its own: the body's (QA_MAX_BODY_BYTES) bounds it.
 MAX_FORM_FIELDS = 16
@@ -54,9 +55,20 @@ class _Fields:
 
 
 async def read_form(request: Request) -> dict[str, str]:
-    """The form fields of a urlencoded or multipart body as text; {} for any other body."""
+    """The form fields of a urlencoded or multipart body as text; {} when there is no body.
+
+    Any other body (JSON, above all) is a 415: its fields would be ignored without a word.
+    """
     content_type, params = parse_options_header(request.headers.get("content-type"))
     if content_type not in FORM_TYPES:
+        if await request.body():
+            sent = content_type.decode("latin-1") or "no Content-Type"
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                f"/qas/ reads form fields or query parameters; the body sent is {clip(sent)}. "
+                f"{_FIELDS_HINT} Or send ?context=...&question=..., or JSON to POST /v1/qa.",
+            )
         return {}
     fields = _Fields()
     if content_type == FORM_TYPES[0]:
