@@ -609,7 +609,11 @@ class QAClient:
 
 
 def curl_command(public_api_url: str, request: QARequest, *, with_api_key: bool) -> str:
-    """A shell command that repeats ``request`` against the public API address."""
+    """A shell command that repeats ``request`` against the public API address.
+
+    The body goes through a quoted heredoc on curl's stdin, not an argument: a text of a million
+    characters is past the system's limit on one argument (128 KiB on Linux).
+    """
     parts = [
         "curl -sS -X POST",
         shlex.quote(public_api_url.rstrip("/") + "/v1/qa"),
@@ -617,5 +621,7 @@ def curl_command(public_api_url: str, request: QARequest, *, with_api_key: bool)
     ]
     if with_api_key:
         parts.append('-H "X-API-Key: $QA_API_KEY"')
-    parts.append("-d " + shlex.quote(json.dumps(request.payload(), ensure_ascii=False)))
-    return " \\\n  ".join(parts)
+    parts.append("--data-binary @- <<'JSON'")
+    # One line of JSON (json.dumps escapes line breaks), so it is never the closing "JSON" line.
+    body = json.dumps(request.payload(), ensure_ascii=False)
+    return " \\\n  ".join(parts) + f"\n{body}\nJSON"

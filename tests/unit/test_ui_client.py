@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-import shlex
+import os
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -405,13 +407,26 @@ def test_settings_from_env() -> None:
         UISettings.from_env({"QA_UI_TOP_K": "0"})
 
 
-def test_curl_command_repeats_the_request() -> None:
-    request = QARequest(context="Dijo 'hola' y $HOME", question="¿Qué dijo?", model="beto")
+def test_curl_command_repeats_the_request(replicas: list[Replica], tmp_path: Path) -> None:
+    """The command, run by bash and the real curl, sends the request's body byte for byte, even a
+    text far past the 128 KiB a single command-line argument may hold."""
+    context = "Miguel dijo 'hola' y $HOME `date` \\ \"\nJSON\n" + "palabra ñ " * 30_000
+    request = QARequest(context=context, question="¿Qué dijo?", model="beto")
+    server = f"http://127.0.0.1:{replicas[0].port}/"
 
-    command = curl_command("http://localhost:8008/", request, with_api_key=True)
+    script = tmp_path / "pasted.sh"  # as pasted into a terminal: bash reads it, not argv
+    script.write_text(curl_command(server, request, with_api_key=True), encoding="utf-8")
+    done = subprocess.run(
+        ["bash", str(script)],
+        env={"PATH": os.environ["PATH"], "QA_API_KEY": "k-1"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
-    words = shlex.split(command.replace("\\\n", " "))  # the shell drops backslash-newlines
-
-    assert words[:5] == ["curl", "-sS", "-X", "POST", "http://localhost:8008/v1/qa"]
-    assert "X-API-Key: $QA_API_KEY" in words
-    assert json.loads(words[words.index("-d") + 1]) == request.payload()
+    assert done.returncode == 0, done.stderr
+    (seen,) = replicas[0].seen
+    assert seen["path"] == "/v1/qa"
+    assert seen["headers"]["X-API-Key"] == "k-1"
+    assert seen["headers"]["Content-Type"] == "application/json"
+    assert json.loads(seen["body"]) == request.payload()
