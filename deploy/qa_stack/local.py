@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 
 from . import readiness
 from .common import HERE, REPO, Progress, Stop, check_port, log, print_urls, setting, tail
@@ -16,6 +17,10 @@ from .common import HERE, REPO, Progress, Stop, check_port, log, print_urls, set
 RUN_DIR = REPO / ".run"
 VENV = REPO / ".venv"
 TORCH = "torch==2.13.0"
+# qa_api.config's default QA_REQUEST_TIMEOUT_S (this package runs without qa_api; a test holds
+# them equal). On SIGTERM the backend drains its requests for up to that long.
+REQUEST_TIMEOUT_S = 90.0
+STOP_MARGIN_S = 10.0  # past the drain (or for the UI): the process group is killed
 
 
 def pid_of(name: str) -> int | None:
@@ -144,24 +149,46 @@ def up(timeout: int) -> None:
         [str(bin_dir / "streamlit"), "run", "app.py", "--server.port", ui_port,
          "--server.address", "127.0.0.1", "--server.headless", "true",
          "--browser.gatherUsageStats", "false"],
-        env={
-            "QA_UI_BACKEND_URL": f"http://127.0.0.1:{api_port}",
-            "QA_UI_PUBLIC_API_URL": f"http://localhost:{api_port}",
-            "QA_UI_API_KEY": os.environ.get("QA_API_KEY", ""),
-        },
+        env=ui_env(api_port),
     )  # fmt: skip
     wait_ready("streamlit", ui, f"http://127.0.0.1:{ui_port}/_stcore/health", timeout)
     print_urls(ui_port, api_port, "--local ")
 
 
+def ui_env(api_port: str, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The UI's settings: it calls the local backend; its public address and API key are the
+    user's (environment or .env) when set, else the local backend's."""
+    defaults = {
+        "QA_UI_PUBLIC_API_URL": f"http://localhost:{api_port}",
+        "QA_UI_API_KEY": environ.get("QA_API_KEY", ""),
+    }
+    return {
+        "QA_UI_BACKEND_URL": f"http://127.0.0.1:{api_port}",
+        **{name: environ.get(name, value) for name, value in defaults.items()},
+    }
+
+
+def stop_grace_s(name: str, environ: Mapping[str, str] = os.environ) -> float:
+    """Seconds between SIGTERM and SIGKILL: the backend's drain (QA_REQUEST_TIMEOUT_S) and a
+    margin; the UI holds no work, the margin alone."""
+    if name != "fastapi":
+        return STOP_MARGIN_S
+    try:
+        drain = float(setting("QA_REQUEST_TIMEOUT_S", str(REQUEST_TIMEOUT_S), env=environ))
+    except ValueError:  # the backend refused to start with it; nothing to drain
+        drain = 0.0
+    return drain + STOP_MARGIN_S
+
+
 def stop() -> None:
-    """SIGTERM to each service's whole process group; SIGKILL after 10 s."""
+    """SIGTERM to each service's whole process group; SIGKILL once its grace (stop_grace_s) ends."""
     for name in ("streamlit", "fastapi"):
         pid = pid_of(name)
         if pid:
-            log(f"stopping {name} (pid {pid})")
+            grace = stop_grace_s(name)
+            log(f"stopping {name} (pid {pid}; killed if still running after {grace:.0f} s)")
             signal_group(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + grace
             while pid_of(name) and time.monotonic() < deadline:
                 time.sleep(0.5)
             if pid_of(name):

@@ -267,11 +267,47 @@ def test_a_local_service_runs_in_its_own_group_and_stop_ends_it_all(
         time.sleep(0.05)
     child = int((run_dir / "fastapi.log").read_text().split()[1])
 
+    # ./start.sh stop runs apart from the service, whose parent reaps it at once; here the test
+    # is the parent, and an unreaped zombie would look alive until the grace ran out.
+    reaper = threading.Thread(target=proc.wait)
+    reaper.start()
     local.stop()
-    assert proc.wait(10) == -signal.SIGTERM
+    reaper.join(10)
+    assert proc.returncode == -signal.SIGTERM
     assert not (run_dir / "fastapi.pid").exists()
     assert ended(child), "the service's own child outlived stop"
-    assert capsys.readouterr().out == f"==> stopping fastapi (pid {proc.pid})\n"
+    grace = local.stop_grace_s("fastapi")
+    assert capsys.readouterr().out == (
+        f"==> stopping fastapi (pid {proc.pid}; killed if still running after {grace:.0f} s)\n"
+    )
+
+
+def test_stop_waits_for_the_backend_drain() -> None:
+    """The backend drains its requests for up to QA_REQUEST_TIMEOUT_S after SIGTERM."""
+    from qa_api.config import Settings
+
+    env = {"QA_REQUEST_TIMEOUT_S": "120"}
+    assert local.stop_grace_s("fastapi", env) == 120 + local.STOP_MARGIN_S
+    assert local.stop_grace_s("streamlit", env) == local.STOP_MARGIN_S
+    assert Settings.model_fields["request_timeout_s"].default == local.REQUEST_TIMEOUT_S
+
+
+def test_local_ui_keeps_the_users_public_address_and_key() -> None:
+    assert local.ui_env("8008", {"QA_API_KEY": "k"}) == {
+        "QA_UI_BACKEND_URL": "http://127.0.0.1:8008",
+        "QA_UI_PUBLIC_API_URL": "http://localhost:8008",
+        "QA_UI_API_KEY": "k",
+    }
+    mine = {
+        "QA_UI_PUBLIC_API_URL": "https://qa.example.org",
+        "QA_UI_API_KEY": "",
+        "QA_API_KEY": "k",
+    }
+    assert local.ui_env("8008", mine) == {
+        "QA_UI_BACKEND_URL": "http://127.0.0.1:8008",
+        "QA_UI_PUBLIC_API_URL": "https://qa.example.org",
+        "QA_UI_API_KEY": "",
+    }
 
 
 def test_waiting_for_a_local_service(
