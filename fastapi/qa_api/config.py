@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from qa_api.inference.backends import BackendName
 from qa_api.inference.contexts import ContextCache
@@ -22,6 +23,11 @@ from qa_api.schemas import AnswerLen, SeqLen
 
 DEFAULT_MODEL_ID = "mrm8488/bert-base-spanish-wwm-cased-finetuned-spa-squad2-es"
 PositiveInt = Annotated[int, Field(gt=0)]
+# Settings whose variables hold JSON (pydantic-settings reads dict and list fields so).
+JSON_EXAMPLES = {
+    "models": f"""QA_MODELS='{{"beto": "{DEFAULT_MODEL_ID}"}}'""",
+    "cors_origins": """QA_CORS_ORIGINS='["http://localhost:8501"]'""",
+}
 
 
 def _default_onnx_cache() -> Path:
@@ -91,6 +97,12 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = None
     cors_origins: list[str] = []
     log_level: str = "INFO"
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except SettingsError as exc:  # says only "error parsing value for field ..."
+            raise SettingsError(_json_hint(str(exc))) from exc
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -168,6 +180,15 @@ class Settings(BaseSettings):
             queue_size=self.queue_size,
             policy=self.scheduling,
         )
+
+
+def _json_hint(message: str) -> str:
+    """pydantic-settings' message for a dict or list setting that is not JSON, with what to send."""
+    found = re.search(r'field "(\w+)"', message)
+    name = found.group(1) if found else ""
+    if name not in JSON_EXAMPLES:
+        return message
+    return f"QA_{name.upper()} must be JSON ({message}); for example: {JSON_EXAMPLES[name]}"
 
 
 @lru_cache

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -12,6 +12,7 @@ from pydantic import (
     ConfigDict,
     Field,
     computed_field,
+    model_validator,
 )
 from pydantic.json_schema import JsonDict
 
@@ -91,8 +92,18 @@ class PassagesIn(BaseModel):
     top_n: int | None = Field(
         None,
         ge=1,
-        description="Windows read; null = QA_PASSAGES_TOP_N, or QA_PASSAGES_SHARE of them if more.",
+        description="Windows read with mode bm25; null = QA_PASSAGES_TOP_N, or QA_PASSAGES_SHARE "
+        "of them if more.",
     )
+
+    @model_validator(mode="after")
+    def _top_n_needs_bm25(self) -> Self:
+        if self.mode == "all" and self.top_n is not None:
+            raise ValueError(
+                f'top_n applies to mode bm25 only; mode "all" reads every window. Send '
+                f'"mode": "bm25" to read the {self.top_n} best windows, or leave top_n out.'
+            )
+        return self
 
 
 def _null_is_default(value: object) -> object:

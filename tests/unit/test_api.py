@@ -210,6 +210,9 @@ def test_models_describe_state_and_limits(client: TestClient) -> None:
 
 def test_health_and_metrics(client: TestClient) -> None:
     assert client.get("/health/live").json() == {"status": "alive"}
+    for path in ("/health/live", "/health/ready"):  # probes that send HEAD
+        head = client.head(path)
+        assert (head.status_code, head.content) == (200, b"")
     assert client.get("/health/ready").json() == {
         "status": "ready", "models": {"tiny": "ready"}, "reason": None
     }  # fmt: skip
@@ -499,6 +502,24 @@ def test_top_k_default_is_the_setting_served_and_applied(make_client: MakeClient
         assert len(response.json()["answers"]) == 3
     with pytest.raises(ValueError, match="QA_TOP_K"):
         Settings(top_k=11, max_top_k=10)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "example"),
+    [
+        ("QA_MODELS", "beto", """QA_MODELS='{"beto": """),
+        ("QA_CORS_ORIGINS", "http://x", """QA_CORS_ORIGINS='["http://localhost:8501"]'"""),
+    ],
+)
+def test_a_setting_that_is_not_json_says_so_with_an_example(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, example: str
+) -> None:
+    from pydantic_settings import SettingsError
+
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=f"^{variable} must be JSON") as refused:
+        Settings()
+    assert example in str(refused.value)
 
 
 def test_lone_surrogates_are_a_4xx_that_names_the_field(shared_client: TestClient) -> None:

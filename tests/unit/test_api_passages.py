@@ -123,6 +123,10 @@ def test_limits_depend_on_the_mode(client: TestClient, document: str) -> None:
         assert_error(
             client.post("/v1/qa", json={**body, "passages": passages}), 422, "validation_error"
         )
+    ignored = {**body, "passages": {"mode": "all", "top_n": 3}}  # would read every window
+    assert_error(
+        client.post("/v1/qa", json=ignored), 422, "validation_error", "top_n applies to mode bm25"
+    )
 
 
 def test_follow_up_questions_reuse_the_tokenized_text(client: TestClient, document: str) -> None:

@@ -12,11 +12,15 @@ from qa_api.schemas import Liveness, Readiness
 router = APIRouter(tags=["health"])
 
 
+# HEAD too (load balancers and uptime checkers probe with it), left out of the schema: one
+# operation per path there.
+@router.head("/health/live", include_in_schema=False)
 @router.get("/health/live", summary="The process is up")
 async def live() -> Liveness:
     return Liveness()
 
 
+@router.head("/health/ready", include_in_schema=False)
 @router.get(
     "/health/ready",
     summary="Every model is loaded and warmed up",
