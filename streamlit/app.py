@@ -289,11 +289,13 @@ def input_area(settings: UISettings, limits: ModelLimits | None, t: dict[str, st
             t["submit"], key="ask", type="primary", icon=":material/search:", width="stretch"
         )
     chars = len(st.session_state.get("context") or "")
-    if max_chars is not None:
+    if limits is not None:
+        lang = current_lang()
         st.caption(
             t["context_count"].format(
-                chars=thousands(chars, current_lang()),
-                limit=thousands(max_chars, current_lang()),
+                chars=thousands(chars, lang),
+                limit=thousands(limits.max_document_chars, lang),
+                whole=thousands(limits.max_context_chars, lang),
             )
         )
     return submitted
@@ -327,16 +329,20 @@ def ask(
 ) -> None:
     """Run the asked action and keep its outcome (and what it adds to the history)."""
     request = actions.build_request(form_values(settings), st.session_state.get("limits"))
-    outcome: Outcome | None = actions.check(request)
-    if outcome is None:
-        st.session_state["last_request"] = request
-        if st.session_state.get("compare"):
-            with st.spinner(t["thinking"]):
-                outcome = actions.compare_ready(client, request, models)
-        else:
-            # Until the stream ends the outcome says "stopped": a stop or a page left ends the run.
-            st.session_state["outcome"] = Stopped()
-            outcome = ask_with_progress(client, request, t)
+    invalid = actions.check(request)
+    if invalid is not None:
+        # Shown once, above the previous answer, which stays: a blank field loses nothing.
+        st.session_state["invalid"] = invalid
+        return
+    st.session_state["last_request"] = request
+    outcome: Outcome
+    if st.session_state.get("compare"):
+        with st.spinner(t["thinking"]):
+            outcome = actions.compare_ready(client, request, models)
+    else:
+        # Until the stream ends the outcome says "stopped": a stop or a page left ends the run.
+        st.session_state["outcome"] = Stopped()
+        outcome = ask_with_progress(client, request, t)
     history: list[HistoryEntry] = st.session_state.setdefault("history", [])
     history.extend(actions.answered(outcome))
     st.session_state["outcome"] = outcome
@@ -507,10 +513,11 @@ def show_compare(compared: Compared, lang: Lang, t: dict[str, str]) -> None:
 
 
 def show_outcome(lang: Lang, t: dict[str, str]) -> None:
+    invalid: Invalid | None = st.session_state.pop("invalid", None)
+    if invalid is not None:
+        st.warning(t[invalid.reason], icon=":material/edit_note:")
     outcome: Outcome | None = st.session_state.get("outcome")
-    if isinstance(outcome, Invalid):
-        st.warning(t[outcome.reason], icon=":material/edit_note:")
-    elif isinstance(outcome, Failed):
+    if isinstance(outcome, Failed):
         show_error(outcome.error, t)
     elif isinstance(outcome, Stopped):
         st.info(t["stopped"], icon=":material/stop_circle:")

@@ -45,7 +45,10 @@ _ES: dict[str, str] = {
     "upload_too_big": "El archivo «{name}» supera el máximo de {limit} MB.",
     "context_label": "Texto (contexto)",
     "context_placeholder": "Pega aquí el texto en el que buscar la respuesta…",
-    "context_count": "{chars} de {limit} caracteres",
+    "context_count": (
+        "{chars} de {limit} caracteres · hasta {whole} se lee el texto entero; "
+        "más largo, solo los pasajes más parecidos a la pregunta"
+    ),
     "question_label": "Pregunta",
     "question_placeholder": "¿Quién escribió el Quijote?",
     "compare_toggle": "Comparar todos los modelos",
@@ -91,7 +94,7 @@ _ES: dict[str, str] = {
     "t_round_trip": "Ida y vuelta",
     "result_meta": "Modelo {model} · {windows} ventana(s) · petición {request_id}",
     "passages_note": (
-        "Se leyeron los {read} pasajes más parecidos a la pregunta de {total}; "
+        "Se leyeron {read} de los {total} pasajes, los más parecidos a la pregunta; "
         "el resto del texto no se ha leído."
     ),
     "read_all": "Leer todo",
@@ -179,7 +182,10 @@ _EN: dict[str, str] = {
     "upload_too_big": "“{name}” is larger than the {limit} MB maximum.",
     "context_label": "Text (context)",
     "context_placeholder": "Paste the text to search for the answer…",
-    "context_count": "{chars} of {limit} characters",
+    "context_count": (
+        "{chars} of {limit} characters · up to {whole} the whole text is read; "
+        "longer, only the passages most similar to the question"
+    ),
     "question_label": "Question",
     "question_placeholder": "¿Quién escribió el Quijote?",
     "compare_toggle": "Compare all models",
@@ -223,7 +229,7 @@ _EN: dict[str, str] = {
     "t_round_trip": "Round trip",
     "result_meta": "Model {model} · {windows} window(s) · request {request_id}",
     "passages_note": (
-        "Read the {read} passages most similar to the question, of {total}; "
+        "Read {read} of the {total} passages, the ones most similar to the question; "
         "the rest of the text was not read."
     ),
     "read_all": "Read everything",

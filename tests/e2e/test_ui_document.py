@@ -103,7 +103,7 @@ def test_upload_a_long_pdf_ask_and_see_the_answer_in_view(
     snippet.wait_for()
     assert f"pág. {best_page}" in snippet.inner_text()
     assert best.answer in snippet.locator("mark").inner_text()
-    note = f"Se leyeron los {len(expected.read_windows)} pasajes más parecidos a la pregunta de {expected.num_windows}"
+    note = f"Se leyeron {len(expected.read_windows)} de los {expected.num_windows} pasajes, los más parecidos a la pregunta"
     page.get_by_text(note).wait_for()
     page.get_by_role("button", name="Leer todo").wait_for()
 

@@ -131,6 +131,31 @@ def test_empty_inputs_warn_without_calling_the_backend(
     assert fake.calls == []
 
 
+def test_the_character_counter_names_both_limits(app: Callable[[], AppTest]) -> None:
+    """Up to 50,000 characters the text is read whole, up to 1,000,000 by passages."""
+    at = ask(app(), "x" * 77, "¿Qué?")  # the form's text counts once submitted
+    captions = [c.value for c in at.caption]
+    assert (
+        "77 de 1.000.000 caracteres · hasta 50.000 se lee el texto entero; más largo, solo los "
+        "pasajes más parecidos a la pregunta"
+    ) in captions, captions
+
+
+def test_a_blank_question_keeps_the_previous_answer(
+    app: Callable[[], AppTest], fake: FakeQAClient
+) -> None:
+    context = "Miguel de Cervantes nació en Alcalá de Henares."
+    fake.responder = lambda r: make_result(r.context, [("Alcalá de Henares", 0.9)])
+    at = ask(app(), context, "¿Dónde nació?")
+    assert "Alcalá de Henares" in html_blocks(at)
+
+    ask(at, context, "  ")
+
+    assert [w.value for w in at.warning] == ["Escribe una pregunta."]
+    assert "Alcalá de Henares</mark>" in html_blocks(at)  # the answer is still on screen
+    assert len(fake.calls) == 1
+
+
 def test_no_answer_state_shows_probability(app: Callable[[], AppTest], fake: FakeQAClient) -> None:
     fake.responder = lambda r: make_result(
         r.context, [("Machu Picchu", 0.04)], no_answer=True, no_answer_probability=0.87
@@ -312,9 +337,11 @@ def test_history_downloads_and_curl(app: Callable[[], AppTest], fake: FakeQAClie
     assert at.expander[0].label == "Historial de la sesión (2)"
     labels = [b.proto.label for b in at.get("download_button")]
     assert labels == ["Descargar CSV", "Descargar JSON"]
-    words = shlex.split(at.code[0].value.replace("\\\n", " "))
+    command, body, end = at.code[0].value.rsplit("\n", 2)  # the body in a heredoc
+    words = shlex.split(command.replace("\\\n", " "))
     assert words[:5] == ["curl", "-sS", "-X", "POST", "http://qa.example:8008/v1/qa"]
-    payload = json.loads(words[words.index("-d") + 1])
+    assert (words[-3:], end) == (["--data-binary", "@-", "<<JSON"], "JSON")
+    payload = json.loads(body)
     assert payload["question"] == "¿Quién es el autor?"
     assert payload["top_k"] == 3
 

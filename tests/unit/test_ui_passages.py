@@ -51,7 +51,7 @@ def test_a_long_text_is_read_by_passages_with_a_one_click_full_read(
     assert fake.calls[-1].passages == "bm25"
     assert fake.calls[-1].payload()["passages"] == {"mode": "bm25"}
     page = "\n".join(m.value for m in at.markdown)
-    assert "Se leyeron los 8 pasajes más parecidos a la pregunta de 40" in page
+    assert "Se leyeron 8 de los 40 pasajes, los más parecidos a la pregunta" in page
     # The answer in its sentence, and the full text in a view opened at it.
     assert '<div class="qa-snippet"' in page
     assert '<mark class="qa-answer qa-answer-0"' in page
