@@ -418,7 +418,8 @@ def show_passages(request: QARequest, result: QAResult, t: dict[str, str]) -> No
     """Say that only some passages were read, with a one-click full read where one is allowed."""
     if not result.read_windows or len(result.read_windows) >= result.num_windows:
         return
-    note = t["passages_note"].format(read=len(result.read_windows), total=result.num_windows)
+    key = "passages_unmatched" if result.passages_matched is False else "passages_note"
+    note = t[key].format(read=len(result.read_windows), total=result.num_windows)
     limits: ModelLimits | None = st.session_state.get("limits")
     with st.container(border=True, key="passages_note"):
         st.markdown(note)

@@ -135,6 +135,8 @@ class QAResult:
     round_trip_ms: float = 0.0
     request_id: str | None = None
     read_windows: tuple[ReadWindow, ...] = ()  # empty: every window was read
+    # False: no word of the question is in the text, the first windows were read (None: all read)
+    passages_matched: bool | None = None
 
     @property
     def best(self) -> Answer | None:
@@ -176,6 +178,7 @@ class QAResult:
                 ReadWindow(**{k: w[k] for k in ReadWindow.__dataclass_fields__})
                 for w in (data.get("passages") or {}).get("read", [])
             ),
+            passages_matched=(data.get("passages") or {}).get("matched"),
         )
 
 

@@ -97,6 +97,11 @@ _ES: dict[str, str] = {
         "Se leyeron {read} de los {total} pasajes, los más parecidos a la pregunta; "
         "el resto del texto no se ha leído."
     ),
+    "passages_unmatched": (
+        "Ninguna palabra de la pregunta aparece en el texto, así que se leyeron los {read} "
+        "primeros pasajes de {total}: la respuesta puede estar en otro. Pregunta con palabras "
+        "del texto, o lee todo."
+    ),
     "read_all": "Leer todo",
     "read_all_help": "Lee el texto entero: tarda más, pero no se salta nada.",
     "read_all_too_long": (
@@ -231,6 +236,10 @@ _EN: dict[str, str] = {
     "passages_note": (
         "Read {read} of the {total} passages, the ones most similar to the question; "
         "the rest of the text was not read."
+    ),
+    "passages_unmatched": (
+        "No word of the question occurs in the text, so the first {read} of {total} passages "
+        "were read: the answer may be in another. Ask with words of the text, or read it all."
     ),
     "read_all": "Read everything",
     "read_all_help": "Reads the whole text: slower, but nothing is skipped.",

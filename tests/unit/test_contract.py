@@ -52,7 +52,10 @@ ALL_SCHEMAS = {**SCHEMAS, **EXTRA_SCHEMAS}
 # UI fields the backend does not send (measured or added by the client), and UI names for
 # backend fields (dotted path in the backend's body).
 UI_ONLY = {"QAResult": {"round_trip_ms", "request_id"}}
-RENAMED = {("QAResult", "read_windows"): ("passages", "read")}
+RENAMED = {
+    ("QAResult", "read_windows"): ("passages", "read"),
+    ("QAResult", "passages_matched"): ("passages", "matched"),
+}
 
 
 def validator(schema_name: str) -> Draft202012Validator:

@@ -65,6 +65,18 @@ def test_a_long_text_is_read_by_passages_with_a_one_click_full_read(
     assert "Se leyeron" not in "\n".join(m.value for m in at.markdown)
 
 
+def test_a_question_bm25_cannot_rank_says_the_first_passages_were_read(
+    app: Callable[[], AppTest], fake: FakeQAClient
+) -> None:
+    ranked = answered_from(windows=40, read=8)
+    fake.responder = lambda r: replace(ranked(r), passages_matched=False)
+    at = ask(app(), FILLER * 300 + "El puerto de Bilbao se amplió en 1902.", "¿Qué es?")
+    page = "\n".join(m.value for m in at.markdown)
+    assert "Ninguna palabra de la pregunta aparece en el texto" in page
+    assert "los 8 primeros pasajes de 40" in page
+    assert at.button(key="read_all_button")
+
+
 def test_a_short_text_is_read_whole(app: Callable[[], AppTest], fake: FakeQAClient) -> None:
     fake.responder = answered_from(windows=1, read=1)
     ask(app(), "El puerto de Bilbao se amplió en 1902.")
