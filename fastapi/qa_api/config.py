@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     # On CPU a batch of 4 windows runs as fast per window as 8, and its layers are what a short
     # question arriving behind a document waits for.
     max_batch_size: PositiveInt = 4
+    # Backends that run a batch in one step (OpenVINO, ONNX Runtime) cannot be paused for a short
+    # question: their batches hold at most this many padded tokens, one full-length window.
+    max_step_tokens: int = Field(512, ge=16)
     max_batch_wait_ms: float = Field(0.0, ge=0, le=1000)
     pad_to_multiple_of: int = Field(16, ge=1, le=128)
     queue_size: PositiveInt = 64
@@ -176,6 +179,7 @@ class Settings(BaseSettings):
     def scheduler_config(self) -> SchedulerConfig:
         return SchedulerConfig(
             max_batch_size=self.max_batch_size,
+            max_step_tokens=self.max_step_tokens,
             max_batch_wait_ms=self.max_batch_wait_ms,
             queue_size=self.queue_size,
             policy=self.scheduling,

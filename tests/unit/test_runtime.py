@@ -113,7 +113,7 @@ def make(tiny_model_dir: Path, tokenizer: Any) -> Iterator[Callable[..., tuple[Q
 
 
 def test_windows_of_queued_requests_are_batched_by_similar_length(make: Any) -> None:
-    runtime, backend = make(max_batch_size=8)
+    runtime, backend = make(max_batch_size=8, max_step_tokens=4096)
     backend.gate.clear()
     first = runtime.submit([QUERY], 60)  # occupies the inference thread at the gate
     assert backend.entered.wait(5)
@@ -144,6 +144,34 @@ def test_a_short_request_overtakes_a_long_one_between_its_batches(make: Any) -> 
     assert result.num_windows == 1
     assert done_when_short_answered < total / 2, (done_when_short_answered, total)
     assert long.results[0].result(60).num_windows == total
+
+
+def test_a_one_step_backend_holds_a_token_budget_so_a_newcomer_waits_one_step(
+    make: Any,
+) -> None:
+    """A backend that cannot pause between layers: each batch of the document stays within
+    QA_MAX_STEP_TOKENS, and a short question arriving mid-batch is the very next batch."""
+    runtime, backend = make(delay_s=0.02, max_batch_size=4, max_step_tokens=100)
+    assert not runtime.pipeline.steps_by_layer  # RecordingBackend runs a batch in one step
+    backend.gate.clear()
+    long = runtime.submit([long_query(60)], 120)
+    total = long.accepted.result(10)
+    assert backend.entered.wait(5)  # the document's first batch is in the model
+    short = runtime.submit([short_query(), short_query()], 120)
+    short.accepted.result(10)
+    backend.gate.set()
+    assert all(f.result(30).num_windows == 1 for f in short.results)
+    assert long.results[0].result(60).num_windows == total
+    # 48-token windows: two fit 100 tokens, not max_batch_size's four; the two short windows
+    # (padded to 16 or 32 tokens) share the second batch
+    document = [shape for i, shape in enumerate(backend.shapes) if i != 1]
+    assert max(rows for rows, _ in document) == 2
+    assert len(document) <= total // 2 + 1, (document, total)  # the last, shorter window alone
+    assert all(rows * width <= 100 for rows, width in backend.shapes)
+    assert backend.shapes[1][0] == 2
+    assert backend.shapes[1][1] < 48
+    assert len(set(backend.rows[1])) == 1  # both rows are the short question's
+    assert backend.rows[1][0] not in backend.rows[0]
 
 
 def test_round_robin_alternates_between_requests(make: Any) -> None:

@@ -95,6 +95,11 @@ class Pipeline:
         step = self.pad_to_multiple_of
         return max(longest, min(-(-longest // step) * step, MAX_POSITIONS))
 
+    @property
+    def steps_by_layer(self) -> bool:
+        """Whether the backend pauses between encoder layers (torch) or runs a batch in one step."""
+        return hasattr(self.backend, "forward_steps")
+
     def forward(self, windows: Sequence[features.Window]) -> Forward:
         """One padded forward pass over `windows`, in steps (see `run`); returns their logits."""
         width = self.padded_length(max(len(w) for w in windows))

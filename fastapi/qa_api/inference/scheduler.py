@@ -28,9 +28,12 @@ shared every step with round_robin; its p50 was 1.1-6.2x its idle p50 with short
 3.6-11x with round_robin over three runs. Hence shortest_first; the document loses only the
 short questions' compute. Backends that cannot pause
 between layers (ONNX Runtime, OpenVINO: `auto` on AMD CPUs) switch requests between batches
-only, so there a short question waits for up to one batch of the document. So that no request
-starves under a stream of short ones, a request whose deadline is about to become unreachable at
-the measured speed goes first (earliest deadline).
+only, so there a batch also holds at most `max_step_tokens` padded tokens (always at least one
+window): a short question waits for about one full-length window of the document, not for
+`max_batch_size` of them, while short windows still share a batch. The cap holds even for a
+request alone, since the newcomer it is for cannot be foreseen when a batch starts. So that no
+request starves under a stream of short ones, a request whose deadline is about to become
+unreachable at the measured speed goes first (earliest deadline).
 
 Deadlines that fit the work: throughput is measured per model as an EWMA of tokens per second
 of compute over real batches; warm-up gives the first figure, conservative: full-length windows
@@ -74,6 +77,7 @@ URGENT_SLACK = 0.25
 @dataclass(frozen=True, slots=True)
 class SchedulerConfig:
     max_batch_size: int  # windows per forward pass
+    max_step_tokens: int  # padded tokens per batch of a backend that runs it in one step
     max_batch_wait_ms: float  # how long a batch that is not full waits for more windows
     queue_size: int  # requests per model (tokenizing, queued or running) before refusing
     policy: Policy
@@ -518,6 +522,18 @@ class Scheduler:
             order = sorted(self._jobs, key=lambda job: (job is not lead, job.remaining))
         rows: list[tuple[_Job, int]] = []
         lengths: list[int] = []
+        pipeline = lead.pipeline
+        budget = None if pipeline.steps_by_layer else self.config.max_step_tokens
+
+        def joins(length: int) -> bool:
+            if len(rows) == self.config.max_batch_size:
+                return False
+            if not lengths:
+                return True
+            width = pipeline.padded_length(max(length, *lengths))
+            within = budget is None or (len(rows) + 1) * width <= budget
+            return within and fits(lengths, length)
+
         for job in order:
             if len(rows) == self.config.max_batch_size:
                 break
@@ -526,16 +542,13 @@ class Scheduler:
             left = []
             for index in job.waiting:
                 length = len(job.encoded.windows[index])
-                if len(rows) < self.config.max_batch_size and (
-                    not lengths or fits(lengths, length)
-                ):
+                if joins(length):
                     rows.append((job, index))
                     lengths.append(length)
                 else:
                     left.append(index)
             job.waiting = left
         windows = [job.encoded.windows[index] for job, index in rows]
-        pipeline = lead.pipeline
         return _Batch(
             pipeline, rows, pipeline.forward(windows), pipeline.padded_length(max(lengths))
         )
