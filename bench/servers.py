@@ -59,21 +59,26 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _bench_app_command(venv: Path, app_dir: str, port: int) -> list[str]:
+    """uvicorn from venv serving bench/<app_dir>/server.py:app on one worker."""
+    return [
+        str(venv / "bin" / "uvicorn"),
+        "server:app",
+        "--app-dir",
+        str(REPO / "bench" / app_dir),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+
+
 def baseline_spec(model_dir: Path, port: int) -> ServerSpec:
     return ServerSpec(
         name="baseline",
-        command=[
-            str(BASELINE_VENV / "bin" / "uvicorn"),
-            "server:app",
-            "--app-dir",
-            str(REPO / "bench" / "baseline"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
+        command=_bench_app_command(BASELINE_VENV, "baseline", port),
         cwd=REPO,
         env={"BASELINE_MODEL_DIR": str(model_dir)},
         ready_path="/health",
@@ -85,18 +90,7 @@ def peer_spec(runtime: str, model_dir: Path, port: int, cache_dir: Path) -> Serv
     """The transformers 4.57 pipeline on ONNX Runtime or OpenVINO via Optimum (bench/peers)."""
     return ServerSpec(
         name=f"peer {runtime}",
-        command=[
-            str(PEER_VENVS[runtime] / "bin" / "uvicorn"),
-            "server:app",
-            "--app-dir",
-            str(REPO / "bench" / "peers"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
+        command=_bench_app_command(PEER_VENVS[runtime], "peers", port),
         cwd=REPO,
         env=peer_env(runtime, model_dir, cache_dir),
         ready_path="/health",
