@@ -70,6 +70,7 @@ UNPARSEABLE = (
     "The request body could not be parsed. Send valid UTF-8 JSON "
     "(Content-Type: application/json), or form fields for /qas/."
 )
+INTERNAL_ERROR = "Internal server error. The request id is in the logs."
 
 
 def error_response(
@@ -181,6 +182,4 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error (request %s)", getattr(request.state, "request_id", "-"))
-        return error_response(
-            request, 500, "internal_error", "Internal server error. The request id is in the logs."
-        )
+        return error_response(request, 500, "internal_error", INTERNAL_ERROR)

@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from qa_api.api.deps import ClientGone, Service, require_api_key, require_json
 from qa_api.api.responses import ERROR_RESPONSES
-from qa_api.errors import domain_status, error_response
+from qa_api.errors import INTERNAL_ERROR, domain_status, error_response
 from qa_api.inference.errors import QAError
 from qa_api.inference.scheduler import Progress
 from qa_api.schemas import ProgressEvent, QARequest, QAResponse
@@ -96,9 +96,7 @@ async def _sse(
         yield _error(http, status, code, exc.message)
     except Exception:
         logger.exception("stream failed (request %s)", getattr(http.state, "request_id", "-"))
-        yield _error(
-            http, 500, "internal_error", "Internal server error. The request id is in the logs."
-        )
+        yield _error(http, 500, "internal_error", INTERNAL_ERROR)
     finally:
         await events.aclose()  # type: ignore[attr-defined]  # cancels the work if still running
 
