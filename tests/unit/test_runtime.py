@@ -95,14 +95,10 @@ def make(tiny_model_dir: Path, tokenizer: Any) -> Iterator[Callable[..., tuple[Q
 
     def build(delay_s: float = 0.0, **overrides: Any) -> tuple[QARuntime, RecordingBackend]:
         backend = RecordingBackend(TorchBackend.load(tiny_model_dir, "torch-fp32", "cpu"), delay_s)
-        runtime = QARuntime.alone(
-            tokenizer,
-            backend,
-            config(**overrides),
-            name="tiny",
-            max_question_len=SETTINGS.max_question_len,
-            pad_to_multiple_of=SETTINGS.pad_to_multiple_of,
+        pipeline = Pipeline(
+            "tiny", tokenizer, backend, SETTINGS.max_question_len, SETTINGS.pad_to_multiple_of
         )
+        runtime = QARuntime.alone(pipeline, config(**overrides))
         made.append((runtime, backend))
         return runtime, backend
 
@@ -345,11 +341,9 @@ def test_models_sharing_a_scheduler_run_on_one_thread(tiny_model_dir: Path, toke
     scheduler = Scheduler(config())
     runtimes = [
         QARuntime(
-            f"m{i}",
-            tokenizer,
-            backend,
-            SETTINGS.max_question_len,
-            SETTINGS.pad_to_multiple_of,
+            Pipeline(
+                f"m{i}", tokenizer, backend, SETTINGS.max_question_len, SETTINGS.pad_to_multiple_of
+            ),
             scheduler,
         )
         for i, backend in enumerate(backends)

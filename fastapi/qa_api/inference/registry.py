@@ -13,6 +13,7 @@ from typing import Literal
 from qa_api.inference.backends import BackendName, load_backend, resolve_backend, resolve_device
 from qa_api.inference.contexts import ContextCache
 from qa_api.inference.errors import ModelNotFoundError, ModelNotReadyError, clip
+from qa_api.inference.pipeline import Pipeline
 from qa_api.inference.runtime import QARuntime
 from qa_api.inference.scheduler import Scheduler, SchedulerConfig, SchedulerObserver
 from qa_api.inference.types import QAOptions, QAQuery
@@ -158,15 +159,15 @@ class ModelRegistry:
                 self._load.threads,
                 self._load.onnx_cache_dir,
             )
-            runtime = QARuntime(
+            pipeline = Pipeline(
                 model.name,
                 tokenizer,
                 backend,
                 self._load.max_question_len,
                 self._load.pad_to_multiple_of,
-                self.scheduler,
                 self.contexts,
             )
+            runtime = QARuntime(pipeline, self.scheduler)
             if self._load.warmup:
                 runtime.warm_up_shapes(model.defaults.max_seq_len)
                 runtime.answer(QAQuery(WARMUP_QUESTION, WARMUP_CONTEXT, model.defaults))

@@ -8,49 +8,24 @@ device, deadlines, cancellation. scheduler.py's docstring says why each of those
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
-from qa_api.inference.backends import ModelBackend
-from qa_api.inference.contexts import ContextCache
 from qa_api.inference.pipeline import Pipeline
 from qa_api.inference.scheduler import Progress, Scheduler, SchedulerConfig, Submission
 from qa_api.inference.types import QAQuery, QAResult
 
 
 class QARuntime:
-    """Answers QAQuery objects with one model. Without a `scheduler` it starts its own."""
+    """Answers QAQuery objects with one model's pipeline, run by `scheduler` (`alone`: its own)."""
 
-    def __init__(
-        self,
-        name: str,
-        tokenizer: Any,
-        backend: ModelBackend,
-        max_question_len: int,
-        pad_to_multiple_of: int,
-        scheduler: Scheduler,
-        contexts: ContextCache | None = None,
-    ) -> None:
-        self.name = name
-        self.pipeline = Pipeline(
-            name, tokenizer, backend, max_question_len, pad_to_multiple_of, contexts
-        )
+    def __init__(self, pipeline: Pipeline, scheduler: Scheduler) -> None:
+        self.name = pipeline.name
+        self.pipeline = pipeline
         self.scheduler = scheduler
 
     @classmethod
-    def alone(
-        cls,
-        tokenizer: Any,
-        backend: ModelBackend,
-        config: SchedulerConfig,
-        *,
-        name: str,
-        max_question_len: int,
-        pad_to_multiple_of: int,
-    ) -> QARuntime:
-        """A runtime with a scheduler of its own (tests, tools); the values as Settings has them."""
-        return cls(
-            name, tokenizer, backend, max_question_len, pad_to_multiple_of, Scheduler(config)
-        )
+    def alone(cls, pipeline: Pipeline, config: SchedulerConfig) -> QARuntime:
+        """A runtime with a scheduler of its own (tests, tools)."""
+        return cls(pipeline, Scheduler(config))
 
     @property
     def queue_depth(self) -> int:
