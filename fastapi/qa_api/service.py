@@ -65,15 +65,13 @@ class AnswerService:
                     exc.message = f"item {i}: {exc.message}"
                 raise
         by_model: dict[str, list[int]] = {}
-        models: dict[str, ServedModel] = {}
         for i, (model, _) in enumerate(resolved):
             by_model.setdefault(model.name, []).append(i)
-            models[model.name] = model
         submissions: list[Submission] = []
         futures: dict[int, asyncio.Future[QAResult]] = {}
         try:
-            for name, indices in by_model.items():
-                runtime = self.models.runtime_of(models[name])
+            for indices in by_model.values():
+                runtime = self.models.runtime_of(resolved[indices[0]][0])
                 submission = runtime.submit([resolved[i][1] for i in indices], s.request_timeout_s)
                 submissions.append(submission)
                 futures.update(
