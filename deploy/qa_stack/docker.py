@@ -62,13 +62,16 @@ def backend_readiness(cid: str) -> tuple[str, str]:
     return (status, reason) if probe.returncode == 0 and status else ("starting", "")
 
 
+def show_last_logs(service: str, cid: str, count: int) -> None:
+    """The container's last `count` log lines, on stderr."""
+    logs = output(["docker", "logs", "--tail", str(count), cid])
+    err(f"\nLast log lines of {service}:\n{tail(logs.stdout + logs.stderr, count)}")
+
+
 def container_failed(service: str, cid: str, info: str) -> Stop:
     code = inspect(cid, "{{.State.ExitCode}}")
     oom = inspect(cid, "{{.State.OOMKilled}}")
-    logs = subprocess.run(
-        ["docker", "logs", "--tail", "30", cid], capture_output=True, text=True, check=False
-    )
-    err(f"\nLast log lines of {service}:\n{tail(logs.stdout + logs.stderr, 30)}")
+    show_last_logs(service, cid, 30)
     if oom == "true" or code == "137":
         return Stop(
             f"{service} was killed for lack of memory (exit 137, OOM).",
@@ -201,11 +204,7 @@ class DockerStack:
         if service == "fastapi":
             status, reason = backend_readiness(cid)
             if status == "failed":
-                logs = subprocess.run(
-                    ["docker", "logs", "--tail", "20", cid],
-                    capture_output=True, text=True, check=False,
-                )  # fmt: skip
-                err(f"\nLast log lines of fastapi:\n{tail(logs.stdout + logs.stderr, 20)}")
+                show_last_logs(service, cid, 20)
                 raise Stop(
                     f"the backend could not load its model: {reason or 'see the logs'}",
                     *MISSING_MODEL_HINTS,
