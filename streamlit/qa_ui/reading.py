@@ -29,7 +29,7 @@ def estimated_windows(chars: int, limits: ModelLimits) -> int:
 def mode_for(chars: int, limits: ModelLimits, read_all: bool = False) -> Mode:
     """`bm25` for a long text (or one too long to read whole), unless the user asked to read all
     of a text the backend can read whole."""
-    if chars > limits.max_context_chars:
+    if not can_read_all(chars, limits):
         return "bm25"
     if read_all:
         return "all"
@@ -37,4 +37,5 @@ def mode_for(chars: int, limits: ModelLimits, read_all: bool = False) -> Mode:
 
 
 def can_read_all(chars: int, limits: ModelLimits) -> bool:
+    """Whether the backend reads a text this long whole (mode `all`)."""
     return chars <= limits.max_context_chars
