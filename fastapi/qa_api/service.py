@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import asdict
 from typing import Any, TypeVar
 
@@ -90,7 +90,7 @@ class AnswerService:
 
     async def stream(
         self, request: QARequest, gone: Gone | None = None
-    ) -> AsyncIterator[Progress | QAResponse]:
+    ) -> AsyncGenerator[Progress | QAResponse, None]:
         """Progress while the windows are computed, then the response.
 
         The first item comes once the request is tokenized and admitted, so the errors that

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
@@ -84,7 +84,7 @@ async def answer_stream(
 
 
 async def _sse(
-    http: Request, first: Progress | QAResponse, events: AsyncIterator[Progress | QAResponse]
+    http: Request, first: Progress | QAResponse, events: AsyncGenerator[Progress | QAResponse, None]
 ) -> AsyncIterator[str]:
     """The events as SSE text; an error ends the stream with an `error` event."""
     try:
@@ -98,7 +98,7 @@ async def _sse(
         logger.exception("stream failed (request %s)", getattr(http.state, "request_id", "-"))
         yield _error(http, 500, "internal_error", INTERNAL_ERROR)
     finally:
-        await events.aclose()  # type: ignore[attr-defined]  # cancels the work if still running
+        await events.aclose()  # cancels the work if still running
 
 
 def _event(item: Progress | QAResponse) -> str:
