@@ -147,6 +147,7 @@ class QAResult:
         cls, data: Mapping[str, Any], *, round_trip_ms: float = 0.0, request_id: str | None = None
     ) -> QAResult:
         timings = data.get("timings") or {}
+        passages = data.get("passages") or {}
         return cls(
             model=str(data.get("model", "")),
             answers=tuple(
@@ -176,9 +177,9 @@ class QAResult:
             request_id=request_id,
             read_windows=tuple(
                 ReadWindow(**{k: w[k] for k in ReadWindow.__dataclass_fields__})
-                for w in (data.get("passages") or {}).get("read", [])
+                for w in passages.get("read", [])
             ),
-            passages_matched=(data.get("passages") or {}).get("matched"),
+            passages_matched=passages.get("matched"),
         )
 
 
