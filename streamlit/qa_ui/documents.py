@@ -36,9 +36,8 @@ class Document:
     """An upload's text; for a PDF, the character offset where each page's text starts."""
 
     text: str
-    page_starts: tuple[
-        int, ...
-    ] = ()  # one per page, in order; an empty page starts where the next does
+    # One per page, in order; an empty page starts where the next does.
+    page_starts: tuple[int, ...] = ()
 
     def page_of(self, offset: int) -> int | None:
         """The 1-based page holding the character at `offset` (None: not a paged document)."""
