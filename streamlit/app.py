@@ -210,6 +210,7 @@ def advanced_settings(
     if info is None:
         return None
     limits = info.limits
+    longest_answer = max(limits.max_answer_len, MAX_ANSWER_LEN_CHOICE)
     st.slider(
         t["top_k_label"],
         min_value=1,
@@ -219,13 +220,8 @@ def advanced_settings(
     st.slider(
         t["max_answer_len_label"],
         min_value=1,
-        max_value=max(limits.max_answer_len, MAX_ANSWER_LEN_CHOICE),
-        **remembered(
-            "max_answer_len",
-            limits.max_answer_len,
-            1,
-            max(limits.max_answer_len, MAX_ANSWER_LEN_CHOICE),
-        ),
+        max_value=longest_answer,
+        **remembered("max_answer_len", limits.max_answer_len, 1, longest_answer),
     )
     st.toggle(
         t["allow_no_answer_label"],
