@@ -4,17 +4,21 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-REQS := fastapi/requirements.txt streamlit/requirements.txt requirements-dev.txt fastapi/pyproject.toml
+REQS := fastapi/requirements.txt fastapi/requirements-int8.txt streamlit/requirements.txt \
+	requirements-dev.txt fastapi/pyproject.toml
 
 .PHONY: setup system-deps test test-unit test-container lint bench eval golden clean
 
 setup: $(STAMP) system-deps
 
+# fastapi/requirements-int8.txt (NNCF, for openvino-int8) is not in the backend image; tests and
+# bench need it.
 $(STAMP): $(REQS)
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0  # the local CPU wheel; never an unpinned torch
-	$(BIN)/pip install -q -r fastapi/requirements.txt -r streamlit/requirements.txt -r requirements-dev.txt
+	$(BIN)/pip install -q -r fastapi/requirements.txt -r fastapi/requirements-int8.txt \
+		-r streamlit/requirements.txt -r requirements-dev.txt
 	$(BIN)/pip install -q -e 'fastapi[eval]'  # the package, and qa-eval's extra (not in the image)
 	touch $(STAMP)
 

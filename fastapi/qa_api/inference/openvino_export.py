@@ -4,7 +4,8 @@
 fp32 weights, and bf16 is a compile-time choice (INFERENCE_PRECISION_HINT), so fp32 and bf16 share
 one file. int8 is NNCF post-training quantization of that IR, calibrated on the SQuAD-es
 question/context pairs shipped in data/calibration-squad-es.json. Cached beside the ONNX exports
-(see export_cache); the conversion runs in a child process.
+(see export_cache); the conversion runs in a child process. NNCF is an optional install
+(requirements-int8.txt): fp32 and bf16 never need it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Iterator
-from importlib import metadata
+from importlib import metadata, util
 from pathlib import Path
 from typing import Literal
 
@@ -32,16 +33,39 @@ INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAMES = ("start_logits", "end_logits")
 
 
+INT8_INSTALL = (
+    "QA_BACKEND=openvino-int8 needs NNCF to quantize the model, and it is not installed: "
+    "pip install -r fastapi/requirements-int8.txt (the backend image: build it with "
+    "--build-arg WITH_INT8=1), or choose openvino-bf16, openvino-fp32 or onnx-int8"
+)
+
+
 def converted_model(model_dir: Path, precision: Precision, cache_dir: Path) -> Path:
-    """Path of the cached IR (.xml) for model_dir in `precision`, converting it first if needed."""
+    """Path of the cached IR (.xml) for model_dir in `precision`, converting it first if needed.
+
+    int8 without NNCF installed raises ModuleNotFoundError saying what to install.
+    """
     args = [str(model_dir), str(cache_dir), "--precision", precision]
     return convert_once(_target(model_dir, precision, cache_dir), __name__, args, "OpenVINO IR")
 
 
 def _target(model_dir: Path, precision: Precision, cache_dir: Path) -> Path:
-    versions = [metadata.version(p) for p in ("torch", "transformers", "openvino", "nncf")]
-    key = model_key(model_dir, *versions, FORMAT_VERSION)
-    return cache_dir / f"{model_dir.name}-openvino-{key}" / f"model-{precision}.xml"
+    """One folder per model and converter versions; the int8 file also names the NNCF version
+    (so the fp32 IR, and its cache key, do not depend on whether NNCF is installed)."""
+    versions = [metadata.version(p) for p in ("torch", "transformers", "openvino")]
+    folder = (
+        cache_dir / f"{model_dir.name}-openvino-{model_key(model_dir, *versions, FORMAT_VERSION)}"
+    )
+    if precision == "fp32":
+        return folder / "model-fp32.xml"
+    return folder / f"model-int8-nncf{_nncf_version()}.xml"
+
+
+def _nncf_version() -> str:
+    # find_spec, not import: importing NNCF patches torch and takes seconds.
+    if util.find_spec("nncf") is None:
+        raise ModuleNotFoundError(INT8_INSTALL, name="nncf")
+    return metadata.version("nncf")
 
 
 def convert(model_dir: Path, precision: Precision, cache_dir: Path) -> Path:
@@ -49,7 +73,7 @@ def convert(model_dir: Path, precision: Precision, cache_dir: Path) -> Path:
     import openvino as ov
 
     target = _target(model_dir, precision, cache_dir)
-    fp32 = target.with_name("model-fp32.xml")
+    fp32 = _target(model_dir, "fp32", cache_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
     if not fp32.exists():
         _save(_convert_fp32(model_dir), fp32)
