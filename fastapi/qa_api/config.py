@@ -85,8 +85,8 @@ class Settings(BaseSettings):
     # On CPU a batch of 4 windows runs as fast per window as 8, and its layers are what a short
     # question arriving behind a document waits for.
     max_batch_size: PositiveInt = 4
-    # Backends that run a batch in one step (OpenVINO, ONNX Runtime) cannot be paused for a short
-    # question: their batches hold at most this many padded tokens, one full-length window.
+    # Backends that run a batch in one step (ONNX Runtime; non-BERT models) cannot be paused for
+    # a short question: their batches hold at most this many padded tokens, one full window.
     max_step_tokens: int = Field(512, ge=16)
     max_batch_wait_ms: float = Field(0.0, ge=0, le=1000)
     pad_to_multiple_of: int = Field(16, ge=1, le=128)

@@ -9,11 +9,12 @@ import logging
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 import numpy as np
 
 from qa_api.inference import hardware
+from qa_api.inference.openvino_layers import HIDDEN
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +30,13 @@ BackendName = Literal[
     "openvino-int8",
 ]
 Logits = tuple[np.ndarray, np.ndarray]
+T = TypeVar("T")
 
 
 class ModelBackend(Protocol):
+    """A backend; one that can pause between encoder layers also has `forward_steps`
+    (a generator: one `yield` before each layer, returning the logits) and `steps_by_layer`."""
+
     name: str
     device: str
     dtype: str
@@ -39,6 +44,15 @@ class ModelBackend(Protocol):
     def forward(
         self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray
     ) -> Logits: ...
+
+
+def run_steps(steps: Generator[None, None, T]) -> T:
+    """Run a stepped computation (a forward_steps generator) to its end, never pausing."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
 
 
 # `auto` on CPU, by how the CPU computes bf16: the fastest non-int8 backend measured on that kind
@@ -122,20 +136,21 @@ class TorchBackend:
             out.end_logits.float().cpu().numpy(),
         )
 
+    @property
+    def steps_by_layer(self) -> bool:
+        return hasattr(self.model, "bert") and hasattr(self.model, "qa_outputs")
+
     def forward_steps(
         self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray
     ) -> Generator[None, None, Logits]:
         """`forward` one encoder layer per step, so a scheduler may pause it between layers.
 
-        BERT-family QA models only (`.bert` + `.qa_outputs`); others run in one step.
+        BERT QA models only (`steps_by_layer`); others run in one step (`forward`).
         """
         import torch
-
-        bert, head = getattr(self.model, "bert", None), getattr(self.model, "qa_outputs", None)
-        if bert is None or head is None:
-            yield
-            return self.forward(input_ids, attention_mask, token_type_ids)
         from transformers.masking_utils import create_bidirectional_mask
+
+        bert, head = self.model.bert, self.model.qa_outputs  # type: ignore[attr-defined]
 
         def tensor(array: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(array).to(self.device, non_blocking=True)
@@ -198,12 +213,14 @@ class OnnxBackend:
 class OpenVinoBackend:
     """An OpenVINO CPU model (IR converted once, dynamic shapes): fp32, bf16 or NNCF int8.
 
-    One stream and `threads` threads with the latency hint: the inference worker runs one batch
-    at a time, so all cores go to that batch. INFERENCE_PRECISION_HINT is set explicitly, since
-    OpenVINO computes in bf16 by default on CPUs that have it.
+    Compiled in parts, one per encoder layer (openvino_layers), so that a scheduler may pause it
+    between layers like torch; a model whose layers cannot be found is one part. One stream and
+    `threads` threads with the latency hint: the inference worker runs one batch at a time, so all
+    cores go to that batch. INFERENCE_PRECISION_HINT is set explicitly, since OpenVINO computes
+    in bf16 by default on CPUs that have it.
     """
 
-    request: object  # openvino.InferRequest
+    parts: list[tuple[object, tuple[str, ...]]]  # (openvino.InferRequest, its input names)
     name: str
     device: str
     dtype: str
@@ -212,31 +229,49 @@ class OpenVinoBackend:
     def load(cls, ir_path: Path, name: str, threads: int) -> OpenVinoBackend:
         import openvino as ov
 
-        compiled = ov.Core().compile_model(
-            str(ir_path),
-            "CPU",
-            {
-                "PERFORMANCE_HINT": "LATENCY",
-                "NUM_STREAMS": "1",
-                "INFERENCE_NUM_THREADS": str(threads),
-                "INFERENCE_PRECISION_HINT": "bf16" if name == "openvino-bf16" else "f32",
-            },
-        )
-        return cls(compiled.create_infer_request(), name, "cpu", name.removeprefix("openvino-"))
+        from qa_api.inference.openvino_layers import split_by_layer
+
+        core = ov.Core()
+        model = core.read_model(ir_path)
+        config = {
+            "PERFORMANCE_HINT": "LATENCY",
+            "NUM_STREAMS": "1",
+            "INFERENCE_NUM_THREADS": str(threads),
+            "INFERENCE_PRECISION_HINT": "bf16" if name == "openvino-bf16" else "f32",
+        }
+        parts = []
+        for part in split_by_layer(model) or [model]:
+            inputs = tuple(parameter.get_friendly_name() for parameter in part.get_parameters())
+            parts.append((core.compile_model(part, "CPU", config).create_infer_request(), inputs))
+        return cls(parts, name, "cpu", name.removeprefix("openvino-"))
+
+    @property
+    def steps_by_layer(self) -> bool:
+        return len(self.parts) > 1
 
     def forward(
         self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray
     ) -> Logits:
-        # share_inputs: OpenVINO reads the arrays in place; outputs are copied (the next call
-        # reuses the request's output buffers).
-        out = self.request.infer(  # type: ignore[attr-defined]
-            {
-                "input_ids": input_ids,
-                "attention_mask": attention_mask,
-                "token_type_ids": token_type_ids,
-            },
-            share_inputs=True,
-        )
+        return run_steps(self.forward_steps(input_ids, attention_mask, token_type_ids))
+
+    def forward_steps(
+        self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray
+    ) -> Generator[None, None, Logits]:
+        """`forward` one encoder layer per step: embeddings and head run with the first / last."""
+        feeds = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "token_type_ids": token_type_ids,
+        }
+        for index, (request, inputs) in enumerate(self.parts):
+            if 0 < index < len(self.parts) - 1:
+                yield
+            # share_inputs: OpenVINO reads the arrays in place. Outputs are copied: a batch
+            # paused here may see another batch run this part's request before it resumes.
+            out = request.infer(  # type: ignore[attr-defined]
+                {name: feeds[name] for name in inputs}, share_inputs=True
+            )
+            feeds[HIDDEN] = out[0]
         return out["start_logits"], out["end_logits"]
 
 

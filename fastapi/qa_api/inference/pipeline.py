@@ -98,7 +98,7 @@ class Pipeline:
     @property
     def steps_by_layer(self) -> bool:
         """Whether the backend pauses between encoder layers (torch) or runs a batch in one step."""
-        return hasattr(self.backend, "forward_steps")
+        return bool(getattr(self.backend, "steps_by_layer", False))
 
     def forward(self, windows: Sequence[features.Window]) -> Forward:
         """One padded forward pass over `windows`, in steps (see `run`); returns their logits."""
@@ -111,12 +111,12 @@ class Pipeline:
             input_ids[row, :n] = window.input_ids
             token_type_ids[row, :n] = window.token_type_ids
             attention_mask[row, :n] = 1
-        steps = getattr(self.backend, "forward_steps", None)
-        if steps is None:
+        if self.steps_by_layer:
+            steps = self.backend.forward_steps  # type: ignore[attr-defined]
+            start, end = yield from steps(input_ids, attention_mask, token_type_ids)
+        else:
             yield
             start, end = self.backend.forward(input_ids, attention_mask, token_type_ids)
-        else:
-            start, end = yield from steps(input_ids, attention_mask, token_type_ids)
         return [(start[row, : len(w)], end[row, : len(w)]) for row, w in enumerate(windows)]
 
     def decode(
@@ -143,12 +143,3 @@ class Pipeline:
             self.backend.forward(ids, ids, np.zeros_like(ids))
             seconds.append(time.perf_counter() - started)
         return WarmUp(lengths[-1], sorted(seconds)[len(seconds) // 2])
-
-
-def run(forward: Forward) -> list[Logits]:
-    """Run a stepped forward pass to its end (callers that never pause it)."""
-    while True:
-        try:
-            next(forward)
-        except StopIteration as stop:
-            return stop.value

@@ -11,7 +11,8 @@ before it reaches the inference thread.
 
 Windows, not requests, are the unit of work. Each forward batch is built from the pending windows
 of all requests of one model (windows of similar length, pipeline.fits), and a batch runs one
-encoder layer per step (backends.TorchBackend.forward_steps; other backends run in one step).
+encoder layer per step (`forward_steps` of the torch and OpenVINO backends, for BERT-family
+models; ONNX Runtime and other architectures run a batch in one step).
 Before every step the scheduler drops the windows of requests whose caller is gone (future
 cancelled: timeout, client disconnect, shutdown) or whose deadline passed, drops a batch whose
 requests are all gone, and picks which request's batch advances:
@@ -27,7 +28,7 @@ question next to a document waited for its first step 0.2 s (one layer) with sho
 shared every step with round_robin; its p50 was 1.1-6.2x its idle p50 with shortest_first and
 3.6-11x with round_robin over three runs. Hence shortest_first; the document loses only the
 short questions' compute. Backends that cannot pause
-between layers (ONNX Runtime, OpenVINO: `auto` on AMD CPUs) switch requests between batches
+between layers (ONNX Runtime; models whose layers are not found) switch requests between batches
 only, so there a batch also holds at most `max_step_tokens` padded tokens (always at least one
 window): a short question waits for about one full-length window of the document, not for
 `max_batch_size` of them, while short windows still share a batch. The cap holds even for a
