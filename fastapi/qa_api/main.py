@@ -7,12 +7,12 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from starlette.datastructures import Headers
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qa_api.api import health, legacy, models, qa, stream
@@ -76,30 +76,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _install_middleware(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
-    # Added first = innermost: inside request_context, so its answers carry the request id.
+    # Added first = innermost: inside RequestContextMiddleware, so its answers carry the request id.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-
-    @app.middleware("http")
-    async def request_context(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        """Request id, one log line and metrics per request (never the text)."""
-        started = time.perf_counter()
-        request_id = client_request_id(request.headers) or uuid.uuid4().hex
-        request.state.request_id = request_id
-        size = _content_length(request.headers) or 0
-        response = await call_next(request)
-        elapsed = time.perf_counter() - started
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        metrics.requests.labels(request.method, route, str(response.status_code)).inc()
-        metrics.latency.labels(route).observe(elapsed)
-        response.headers["X-Request-ID"] = request_id
-        if not route.startswith(("/health", "/metrics")):
-            logger.info(
-                "request_id=%s %s %s status=%d bytes_in=%d ms=%.1f",
-                request_id, request.method, route, response.status_code, size, elapsed * 1000,
-            )  # fmt: skip
-        return response
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
 
     if settings.cors_origins:
         app.add_middleware(
@@ -108,6 +87,48 @@ def _install_middleware(app: FastAPI, settings: Settings, metrics: Metrics) -> N
             allow_methods=["GET", "POST"],
             allow_headers=["Content-Type", "X-API-Key", "X-Request-ID"],
         )
+
+
+class RequestContextMiddleware:
+    """Request id, one log line and metrics per request (never the text).
+
+    A plain ASGI middleware, not `@app.middleware("http")`: Starlette's BaseHTTPMiddleware runs the
+    rest of the app in a task group of its own and pipes the response through a memory stream, a
+    cost per request on the event loop that shares two cores with the inference threads.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = Headers(scope=scope)
+        request_id = client_request_id(headers) or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id  # request.state.request_id
+        size = _content_length(headers) or 0
+        method = scope["method"]
+
+        async def send_with_context(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                # As the time to the response's headers, as before (a stream goes on after).
+                elapsed = time.perf_counter() - started
+                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+                status = message["status"]
+                route = getattr(scope.get("route"), "path", "unmatched")
+                self.metrics.requests.labels(method, route, str(status)).inc()
+                self.metrics.latency.labels(route).observe(elapsed)
+                if not route.startswith(("/health", "/metrics")):
+                    logger.info(
+                        "request_id=%s %s %s status=%d bytes_in=%d ms=%.1f",
+                        request_id, method, route, status, size, elapsed * 1000,
+                    )  # fmt: skip
+            await send(message)
+
+        await self.app(scope, receive, send_with_context)
 
 
 def client_request_id(headers: Headers) -> str | None:

@@ -1,4 +1,9 @@
-"""Dependencies shared by the routes."""
+"""Dependencies shared by the routes.
+
+All are `async def`: none blocks, and FastAPI runs a plain `def` dependency in its thread pool,
+a thread hand-off per dependency per request that competes with the inference threads for the
+cores.
+"""
 
 from __future__ import annotations
 
@@ -16,23 +21,23 @@ from qa_api.metrics import Metrics
 from qa_api.service import AnswerService, Gone
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-def get_models(request: Request) -> ModelRegistry:
+async def get_models(request: Request) -> ModelRegistry:
     return request.app.state.models  # type: ignore[no-any-return]
 
 
-def get_service(request: Request) -> AnswerService:
+async def get_service(request: Request) -> AnswerService:
     return request.app.state.service  # type: ignore[no-any-return]
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics  # type: ignore[no-any-return]
 
 
-def client_gone(request: Request) -> Gone:
+async def client_gone(request: Request) -> Gone:
     """Waits for the client's disconnect on the ASGI receive channel (the body is read by then)."""
 
     async def disconnected() -> None:
@@ -42,7 +47,7 @@ def client_gone(request: Request) -> Gone:
     return disconnected
 
 
-def require_api_key(
+async def require_api_key(
     settings: Annotated[Settings, Depends(get_settings)],
     x_api_key: Annotated[str | None, Header(description="Needed when QA_API_KEY is set.")] = None,
 ) -> None:
@@ -74,7 +79,7 @@ def batch_limit(field: str) -> Callable[..., Awaitable[None]]:
     return check
 
 
-def require_json(request: Request) -> None:
+async def require_json(request: Request) -> None:
     content_type = request.headers.get("content-type", "")
     if not content_type.split(";")[0].strip().lower().endswith("json"):
         raise ApiError(
