@@ -69,6 +69,7 @@ class AnswerService:
             by_model.setdefault(model.name, []).append(i)
         submissions: list[Submission] = []
         futures: dict[int, asyncio.Future[QAResult]] = {}
+        watcher = _watch(gone)
         try:
             for indices in by_model.values():
                 runtime = self.models.runtime_of(resolved[indices[0]][0])
@@ -78,8 +79,10 @@ class AnswerService:
                     zip(indices, map(asyncio.wrap_future, submission.results), strict=True)
                 )
             ordered = asyncio.gather(*(futures[i] for i in range(len(requests))))
-            results = await self._until(ordered, deadline, gone)
+            results = await self._until(ordered, deadline, watcher)
         finally:
+            if watcher is not None:
+                watcher.cancel()
             for submission in submissions:  # all or nothing; a no-op for what is answered
                 submission.cancel()
         responses = []
@@ -106,8 +109,9 @@ class AnswerService:
             loop.call_soon_threadsafe(updates.put_nowait, progress)
 
         submission = runtime.submit([query], self.settings.request_timeout_s, on_progress)
+        watcher = _watch(gone)  # one for the whole stream, not one per event
         try:
-            await self._until(asyncio.wrap_future(submission.accepted), deadline, gone)
+            await self._until(asyncio.wrap_future(submission.accepted), deadline, watcher)
             yield submission.progress()  # admitted: the window count is known
             result = asyncio.wrap_future(submission.results[0])
             while True:
@@ -115,7 +119,7 @@ class AnswerService:
                 either: set[asyncio.Future[Any]] = {result, update}
                 try:
                     both = asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
-                    await self._until(both, deadline, gone)
+                    await self._until(both, deadline, watcher)
                 finally:
                     update.cancel()
                 if result.done():
@@ -126,23 +130,24 @@ class AnswerService:
                 yield latest
             answered = result.result()
         finally:
+            if watcher is not None:
+                watcher.cancel()
             submission.cancel()
         self.metrics.on_answer(name, answered.no_answer)
         yield _to_response(name, answered)
 
-    async def _until(self, work: Awaitable[T], deadline: float, gone: Gone | None) -> T:
-        """Await `work` until the deadline or until the caller is gone, whichever comes first."""
+    async def _until(
+        self, work: Awaitable[T], deadline: float, watcher: asyncio.Future[object] | None
+    ) -> T:
+        """Await `work` until the deadline or until `watcher` says the caller is gone."""
         task = asyncio.ensure_future(work)
-        watcher = asyncio.ensure_future(gone()) if gone is not None else None
-        waiting = {task} if watcher is None else {task, watcher}
+        waiting: set[asyncio.Future[Any]] = {task} if watcher is None else {task, watcher}
         finished = False
         try:
             left = max(0.0, deadline - time.perf_counter())
             await asyncio.wait(waiting, timeout=left, return_when=asyncio.FIRST_COMPLETED)
             finished = task.done()
         finally:
-            if watcher is not None:
-                watcher.cancel()
             if not task.done():
                 task.cancel()
         if finished:
@@ -199,6 +204,11 @@ class AnswerService:
             bm25_share=s.passages_share if request.passages.top_n is None else 0.0,
         )
         return model, QAQuery(request.question, request.context, options)
+
+
+def _watch(gone: Gone | None) -> asyncio.Future[object] | None:
+    """A task that resolves when the caller has gone; the caller cancels it when done."""
+    return asyncio.ensure_future(gone()) if gone is not None else None
 
 
 def _to_response(model: str, result: QAResult) -> QAResponse:
