@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from qa_api.api.deps import Service, require_api_key
+from qa_api.api.deps import ClientGone, Service, require_api_key
 from qa_api.api.forms import read_form
 from qa_api.api.responses import ERROR_RESPONSES
 from qa_api.schemas import EXAMPLE, EXAMPLE_CONTEXT, EXAMPLE_QUESTION, QARequest
@@ -42,6 +42,7 @@ FORM_BODY = {
 async def qas(
     request: Request,
     service: Service,
+    gone: ClientGone,
     context: Annotated[Text, Query(examples=[EXAMPLE_CONTEXT])] = None,
     question: Annotated[Text, Query(examples=[EXAMPLE_QUESTION])] = None,
 ) -> str:
@@ -55,5 +56,5 @@ async def qas(
         raise RequestValidationError(
             [{**e, "loc": ("form", *e["loc"])} for e in exc.errors()]
         ) from None
-    (response,) = await service.answer([query])
+    (response,) = await service.answer([query], gone)
     return "" if response.no_answer or not response.answers else response.answers[0].answer

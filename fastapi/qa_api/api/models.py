@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from qa_api.api.deps import (
+    ClientGone,
     Models,
     Service,
     SettingsDep,
@@ -85,11 +86,11 @@ async def get_model(name: str, models: Models, settings: SettingsDep) -> ModelIn
     dependencies=[Depends(require_json), Depends(batch_limit("instances"))],
 )
 async def predict(
-    name: str, body: PredictRequest, service: Service, models: Models
+    name: str, body: PredictRequest, service: Service, models: Models, gone: ClientGone
 ) -> PredictResponse:
     """`{"instances": [{"context", "question"}]}` -> `{"predictions": [...]}`."""
     models.get(name)  # the path's model: its 404 is the call's, not its first item's
     requests = [
         QARequest(context=i.context, question=i.question, model=name) for i in body.instances
     ]
-    return PredictResponse(predictions=await service.answer(requests))
+    return PredictResponse(predictions=await service.answer(requests, gone))
