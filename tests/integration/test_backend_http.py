@@ -38,7 +38,10 @@ def test_parallel_requests_all_answer_while_liveness_stays_fast(
     answers = {r.json()["answers"][0]["answer"] for r in responses}
     assert len(answers) == 1  # same input, same answer: no cross-talk between requests
     assert health_ms, "the load finished before liveness could be probed"
-    assert max(health_ms) < 1000, health_ms  # a blocked event loop would stall for seconds
+    # a blocked event loop would stall every probe; one slow probe is a busy machine (CI runs
+    # tests in parallel on 2 cores), so the median is held tight and the worst only loosely
+    assert sorted(health_ms)[len(health_ms) // 2] < 500, health_ms
+    assert max(health_ms) < 2500, health_ms
 
 
 def test_overload_gets_fast_503_with_retry_after_then_recovers(
