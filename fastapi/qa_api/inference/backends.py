@@ -14,7 +14,7 @@ from typing import Literal, Protocol, TypeVar
 import numpy as np
 
 from qa_api.inference import hardware
-from qa_api.inference.openvino_layers import HIDDEN
+from qa_api.inference.openvino_layers import LOGITS, Part, split_by_layer
 
 logger = logging.getLogger(__name__)
 
@@ -220,7 +220,7 @@ class OpenVinoBackend:
     in bf16 by default on CPUs that have it.
     """
 
-    parts: list[tuple[object, tuple[str, ...]]]  # (openvino.InferRequest, its input names)
+    parts: list[tuple[object, Part]]  # (openvino.InferRequest, the part it runs)
     name: str
     device: str
     dtype: str
@@ -229,20 +229,17 @@ class OpenVinoBackend:
     def load(cls, ir_path: Path, name: str, threads: int) -> OpenVinoBackend:
         import openvino as ov
 
-        from qa_api.inference.openvino_layers import split_by_layer
-
         core = ov.Core()
-        model = core.read_model(ir_path)
         config = {
             "PERFORMANCE_HINT": "LATENCY",
             "NUM_STREAMS": "1",
             "INFERENCE_NUM_THREADS": str(threads),
             "INFERENCE_PRECISION_HINT": "bf16" if name == "openvino-bf16" else "f32",
         }
-        parts = []
-        for part in split_by_layer(model) or [model]:
-            inputs = tuple(parameter.get_friendly_name() for parameter in part.get_parameters())
-            parts.append((core.compile_model(part, "CPU", config).create_infer_request(), inputs))
+        parts = [
+            (core.compile_model(part.model, "CPU", config).create_infer_request(), part)
+            for part in split_by_layer(core.read_model(ir_path))
+        ]
         return cls(parts, name, "cpu", name.removeprefix("openvino-"))
 
     @property
@@ -258,21 +255,22 @@ class OpenVinoBackend:
         self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray
     ) -> Generator[None, None, Logits]:
         """`forward` one encoder layer per step: embeddings and head run with the first / last."""
-        feeds = {
+        values = {
             "input_ids": input_ids,
             "attention_mask": attention_mask,
             "token_type_ids": token_type_ids,
         }
-        for index, (request, inputs) in enumerate(self.parts):
+        for index, (request, part) in enumerate(self.parts):
             if 0 < index < len(self.parts) - 1:
                 yield
             # share_inputs: OpenVINO reads the arrays in place. Outputs are copied: a batch
             # paused here may see another batch run this part's request before it resumes.
             out = request.infer(  # type: ignore[attr-defined]
-                {name: feeds[name] for name in inputs}, share_inputs=True
+                {name: values[name] for name in part.inputs}, share_inputs=True
             )
-            feeds[HIDDEN] = out[0]
-        return out["start_logits"], out["end_logits"]
+            values.update(zip(part.outputs, out.to_tuple(), strict=True))
+        start, end = LOGITS
+        return values[start], values[end]
 
 
 def load_backend(
