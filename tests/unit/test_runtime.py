@@ -287,6 +287,43 @@ def test_progress_counts_windows_and_estimates_what_is_left(make: Any) -> None:
     assert seen[0].remaining_s > seen[-1].remaining_s == 0  # type: ignore[operator]
 
 
+class PassKinds(TorchBackend):
+    """The real tiny model, recording how each batch ran: whole (`forward`) or by layer."""
+
+    def __init__(self, inner: TorchBackend) -> None:
+        super().__init__(inner.model, inner.name, inner.device, inner.dtype)
+        self.kinds: list[tuple[str, int]] = []  # ("whole" | "layers", windows)
+
+    def forward(self, *arrays: np.ndarray) -> Logits:
+        self.kinds.append(("whole", len(arrays[0])))
+        return super().forward(*arrays)
+
+    def forward_steps(self, *arrays: np.ndarray) -> Any:
+        self.kinds.append(("layers", len(arrays[0])))
+        return super().forward_steps(*arrays)
+
+
+@pytest.mark.parametrize(
+    ("policy", "short_kind"), [("shortest_first", "whole"), ("round_robin", "layers")]
+)
+def test_only_batches_a_newcomer_could_overtake_run_layer_by_layer(
+    tiny_model_dir: Path, tokenizer: Any, policy: Policy, short_kind: str
+) -> None:
+    """Shortest first: a batch of requests' last windows cannot be overtaken (a newcomer has at
+    least one window, ties go to the oldest), so it runs whole, the faster pass; a document's
+    batches run layer by layer."""
+    backend = PassKinds(TorchBackend.load(tiny_model_dir, "torch-fp32", "cpu"))
+    pipeline = Pipeline("tiny", tokenizer, backend, 64, 16)
+    runtime = QARuntime.alone(pipeline, config(policy, max_batch_size=2))
+    try:
+        runtime.submit([short_query()], 60).results[0].result(30)
+        runtime.submit([long_query(10)], 60).results[0].result(30)
+    finally:
+        runtime.close(5)
+    assert backend.kinds[0] == (short_kind, 1)
+    assert backend.kinds[1] == ("layers", 2)  # the document's first batch, more windows to come
+
+
 def test_stepped_forward_equals_the_plain_forward(tiny_model_dir: Path, tokenizer: Any) -> None:
     """The layer-by-layer pass the scheduler can pause gives the model's own logits."""
     backend = TorchBackend.load(tiny_model_dir, "torch-fp32", "cpu")

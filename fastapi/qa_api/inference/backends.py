@@ -14,7 +14,7 @@ from typing import Literal, Protocol, TypeVar
 import numpy as np
 
 from qa_api.inference import hardware
-from qa_api.inference.openvino_layers import LOGITS, Part, split_by_layer
+from qa_api.inference.openvino_layers import LOGITS, Part, split_by_layer, whole_model
 
 logger = logging.getLogger(__name__)
 
@@ -213,14 +213,17 @@ class OnnxBackend:
 class OpenVinoBackend:
     """An OpenVINO CPU model (IR converted once, dynamic shapes): fp32, bf16 or NNCF int8.
 
-    Compiled in parts, one per encoder layer (openvino_layers), so that a scheduler may pause it
-    between layers like torch; a model whose layers cannot be found is one part. One stream and
-    `threads` threads with the latency hint: the inference worker runs one batch at a time, so all
-    cores go to that batch. INFERENCE_PRECISION_HINT is set explicitly, since OpenVINO computes
-    in bf16 by default on CPUs that have it.
+    Compiled whole for `forward`, and in parts, one per encoder layer (openvino_layers), for
+    `forward_steps`, which a scheduler may pause between layers like torch; parts cost about 5%
+    more per pass, so the scheduler steps only batches that a newcomer could overtake. A model
+    whose layers cannot be found has no parts. One stream and `threads` threads with the latency
+    hint: the inference worker runs one batch at a time, so all cores go to that batch.
+    INFERENCE_PRECISION_HINT is set explicitly, since OpenVINO computes in bf16 by default on
+    CPUs that have it.
     """
 
-    parts: list[tuple[object, Part]]  # (openvino.InferRequest, the part it runs)
+    whole: tuple[object, Part]  # (openvino.InferRequest, the part it runs)
+    parts: list[tuple[object, Part]]  # empty, or [embeddings, layer 0, ..., head]
     name: str
     device: str
     dtype: str
@@ -236,32 +239,49 @@ class OpenVinoBackend:
             "INFERENCE_NUM_THREADS": str(threads),
             "INFERENCE_PRECISION_HINT": "bf16" if name == "openvino-bf16" else "f32",
         }
-        parts = [
-            (core.compile_model(part.model, "CPU", config).create_infer_request(), part)
-            for part in split_by_layer(core.read_model(ir_path))
-        ]
-        return cls(parts, name, "cpu", name.removeprefix("openvino-"))
+        model = core.read_model(ir_path)
+
+        def compiled(part: Part) -> tuple[object, Part]:
+            return core.compile_model(part.model, "CPU", config).create_infer_request(), part
+
+        parts = split_by_layer(model)
+        return cls(
+            compiled(whole_model(model)),
+            [compiled(part) for part in parts] if parts else [],
+            name,
+            "cpu",
+            name.removeprefix("openvino-"),
+        )
 
     @property
     def steps_by_layer(self) -> bool:
-        return len(self.parts) > 1
+        return bool(self.parts)
 
     def forward(
         self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray
     ) -> Logits:
-        return run_steps(self.forward_steps(input_ids, attention_mask, token_type_ids))
+        return run_steps(self._run([self.whole], input_ids, attention_mask, token_type_ids))
 
     def forward_steps(
         self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray
     ) -> Generator[None, None, Logits]:
         """`forward` one encoder layer per step: embeddings and head run with the first / last."""
+        return self._run(self.parts, input_ids, attention_mask, token_type_ids)
+
+    def _run(
+        self,
+        parts: list[tuple[object, Part]],
+        input_ids: np.ndarray,
+        attention_mask: np.ndarray,
+        token_type_ids: np.ndarray,
+    ) -> Generator[None, None, Logits]:
         values = {
             "input_ids": input_ids,
             "attention_mask": attention_mask,
             "token_type_ids": token_type_ids,
         }
-        for index, (request, part) in enumerate(self.parts):
-            if 0 < index < len(self.parts) - 1:
+        for index, (request, part) in enumerate(parts):
+            if 0 < index < len(parts) - 1:
                 yield
             # share_inputs: OpenVINO reads the arrays in place. Outputs are copied: a batch
             # paused here may see another batch run this part's request before it resumes.

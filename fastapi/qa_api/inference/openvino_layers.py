@@ -10,7 +10,7 @@ parameters, keeping only what its results need:
   from (the attention-mask code reads the shape of the embeddings' output: the same shape);
 - `attention_bias`: the attention mask every layer's attention reads, computed once by the
   embeddings part (recomputing it in every part cost about 5% of a short forward pass).
-A model whose names do not match is one part: the whole model.
+A model whose names do not match is not cut.
 """
 
 from __future__ import annotations
@@ -33,11 +33,15 @@ class Part(NamedTuple):
     outputs: tuple[str, ...]  # names of its results, in order: HIDDEN, MASK or LOGITS
 
 
-def split_by_layer(model: Any) -> list[Part]:
-    """[embeddings, layer 0, ..., layer L-1, head]; [the whole model] if the names do not match."""
+def whole_model(model: Any) -> Part:
+    return Part(model, _names(model.get_parameters()), LOGITS)
+
+
+def split_by_layer(model: Any) -> list[Part] | None:
+    """[embeddings, layer 0, ..., layer L-1, head]; None if the names do not match."""
     boundaries = _boundaries(model)
     if boundaries is None:
-        return [Part(model, _names(model.get_parameters()), LOGITS)]
+        return None
     layers = len(boundaries) - 1
     return [
         _part(model, None, 0),

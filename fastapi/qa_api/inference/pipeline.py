@@ -97,11 +97,12 @@ class Pipeline:
 
     @property
     def steps_by_layer(self) -> bool:
-        """Whether the backend pauses between encoder layers (torch) or runs a batch in one step."""
+        """Whether the backend can pause between encoder layers or runs a batch in one step."""
         return bool(getattr(self.backend, "steps_by_layer", False))
 
-    def forward(self, windows: Sequence[features.Window]) -> Forward:
-        """One padded forward pass over `windows`, in steps (see `run`); returns their logits."""
+    def forward(self, windows: Sequence[features.Window], pausable: bool = True) -> Forward:
+        """One padded forward pass over `windows`, in steps: one per encoder layer if `pausable`
+        and the backend can pause (`steps_by_layer`), else one. Returns their logits."""
         width = self.padded_length(max(len(w) for w in windows))
         input_ids = np.zeros((len(windows), width), dtype=np.int64)
         token_type_ids = np.zeros_like(input_ids)
@@ -111,7 +112,7 @@ class Pipeline:
             input_ids[row, :n] = window.input_ids
             token_type_ids[row, :n] = window.token_type_ids
             attention_mask[row, :n] = 1
-        if self.steps_by_layer:
+        if pausable and self.steps_by_layer:
             steps = self.backend.forward_steps  # type: ignore[attr-defined]
             start, end = yield from steps(input_ids, attention_mask, token_type_ids)
         else:

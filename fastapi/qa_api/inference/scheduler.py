@@ -12,7 +12,9 @@ before it reaches the inference thread.
 Windows, not requests, are the unit of work. Each forward batch is built from the pending windows
 of all requests of one model (windows of similar length, pipeline.fits), and a batch runs one
 encoder layer per step (`forward_steps` of the torch and OpenVINO backends, for BERT-family
-models; ONNX Runtime and other architectures run a batch in one step).
+models; ONNX Runtime and other architectures run a batch in one step). Under shortest_first a
+batch of requests' last windows cannot be overtaken, so it runs in one step, the faster pass
+(OpenVINO's whole model is about 5% faster than its parts).
 Before every step the scheduler drops the windows of requests whose caller is gone (future
 cancelled: timeout, client disconnect, shutdown) or whose deadline passed, drops a batch whose
 requests are all gone, and picks which request's batch advances:
@@ -550,8 +552,14 @@ class Scheduler:
                     left.append(index)
             job.waiting = left
         windows = [job.encoded.windows[index] for job, index in rows]
+        # Under shortest_first nothing can overtake a batch of last windows (a newcomer has at
+        # least one window, and ties go to the oldest), so it runs in one step, the faster way.
+        pausable = self.config.policy == "round_robin" or any(job.remaining > 1 for job, _ in rows)
         return _Batch(
-            pipeline, rows, pipeline.forward(windows), pipeline.padded_length(max(lengths))
+            pipeline,
+            rows,
+            pipeline.forward(windows, pausable),
+            pipeline.padded_length(max(lengths)),
         )
 
     def _step(self, batch: _Batch) -> None:
