@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from qa_api.inference import contexts, decoding, features
-from qa_api.inference.backends import Logits, ModelBackend
+from qa_api.inference.backends import Logits, ModelBackend, run_steps
 from qa_api.inference.contexts import ContextCache
 from qa_api.inference.types import QAQuery
 
@@ -129,7 +129,8 @@ class Pipeline:
         return decoding.decode(encoded, query.context, starts, ends, query.options)
 
     def warm_up(self, max_seq_len: int) -> WarmUp:
-        """One forward pass at every padded length a request can have (before serving).
+        """One forward pass at every padded length a request can have (before serving), whole
+        and, where the backend has them, layer by layer (OpenVINO compiles its parts apart).
 
         Then a few more at the longest, timed: a full window alone, the slowest tokens there are
         (first passes pay each shape's setup, which says nothing about the steady speed).
@@ -138,6 +139,8 @@ class Pipeline:
         for length in lengths:
             ids = np.ones((1, length), dtype=np.int64)
             self.backend.forward(ids, ids, np.zeros_like(ids))
+            if self.steps_by_layer:
+                run_steps(self.backend.forward_steps(ids, ids, np.zeros_like(ids)))  # type: ignore[attr-defined]
         seconds = []
         for _ in range(WARM_UP_TIMED_PASSES):  # the median: one pass may meet a stalled core
             started = time.perf_counter()
