@@ -10,6 +10,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -82,13 +83,15 @@ def serve(tiny_model_dir: Path, tmp_path: Path) -> Iterator[Callable[..., Served
 
     def start(**overrides: Any) -> Served:
         settings = Settings(
-            models={"tiny": str(tiny_model_dir)},
-            backend="torch-fp32",
-            onnx_cache_dir=tmp_path / "onnx",
-            max_seq_len=64,
-            max_question_len=16,
-            doc_stride=16,
-            **overrides,
+            **{
+                "models": {"tiny": str(tiny_model_dir)},
+                "backend": "torch-fp32",
+                "onnx_cache_dir": tmp_path / "onnx",
+                "max_seq_len": 64,
+                "max_question_len": 16,
+                "doc_stride": 16,
+                **overrides,
+            }
         )
         app = create_app(settings)
         port = free_port()
@@ -246,3 +249,21 @@ def test_client_disconnect_drops_the_remaining_windows(serve: Any, path: str) ->
     # the replica is free for the next caller at once
     response = httpx.post(f"{served.url}/v1/qa", json=document(1), timeout=30)
     assert response.status_code == 200
+
+
+def test_openvino_steps_by_layer_and_answers_as_torch_does(serve: Any) -> None:
+    """The default path on CPUs (OpenVINO) runs documents layer by layer: a document and a short
+    question in flight together both get torch fp32's answers."""
+    served = serve(backend="openvino-fp32")
+    assert served.runtime.pipeline.steps_by_layer
+    reference = serve()
+    long_body, short_body = document(120), document(1, "¿Qué obra escribió Cervantes?")
+    with ThreadPoolExecutor(2) as pool:
+        long = pool.submit(httpx.post, f"{served.url}/v1/qa", json=long_body, timeout=120)
+        short = httpx.post(f"{served.url}/v1/qa", json=short_body, timeout=60)
+        got = [long.result(), short]
+    for response, body in zip(got, (long_body, short_body), strict=True):
+        assert response.status_code == 200, response.text
+        expected = httpx.post(f"{reference.url}/v1/qa", json=body, timeout=120).json()
+        assert response.json()["answers"][0]["answer"] == expected["answers"][0]["answer"]
+        assert response.json()["num_windows"] == expected["num_windows"]
