@@ -562,13 +562,14 @@ def write_report(results: dict[str, Any], path: Path) -> None:
     ]
     plots = report.plot(results, REPO)
     markdown = report.render_markdown(results, plots, others)
-    # bench/long_context.py's and bench/passages.py's sections (between their markers) outlive a
-    # rerun of this benchmark.
+    # bench/long_context.py's, bench/passages.py's and bench/overhead.py's sections (between
+    # their markers) outlive a rerun of this benchmark.
     results_md = BENCH / "RESULTS.md"
     previous = results_md.read_text() if results_md.exists() else ""
     for start, end in (
         ("<!-- long-context -->", "<!-- /long-context -->"),
         ("<!-- bench:passages -->", "<!-- /bench:passages -->"),
+        ("<!-- bench:overhead-ab -->", "<!-- /bench:overhead-ab -->"),
     ):
         if start in previous and end in previous:
             kept = previous[previous.index(start) : previous.index(end) + len(end)]
