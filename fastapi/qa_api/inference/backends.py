@@ -9,7 +9,7 @@ import logging
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol, TypeVar
+from typing import Literal, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 
@@ -209,6 +209,12 @@ class OnnxBackend:
         return start.astype(np.float32, copy=False), end.astype(np.float32, copy=False)
 
 
+class CompiledPart(NamedTuple):
+    request: object  # openvino.InferRequest
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+
 @dataclass
 class OpenVinoBackend:
     """An OpenVINO CPU model (IR converted once, dynamic shapes): fp32, bf16 or NNCF int8.
@@ -222,8 +228,8 @@ class OpenVinoBackend:
     CPUs that have it.
     """
 
-    whole: tuple[object, Part]  # (openvino.InferRequest, the part it runs)
-    parts: list[tuple[object, Part]]  # empty, or [embeddings, layer 0, ..., head]
+    whole: CompiledPart
+    parts: list[CompiledPart]  # empty, or [embeddings, layer 0, ..., head]
     name: str
     device: str
     dtype: str
@@ -241,8 +247,10 @@ class OpenVinoBackend:
         }
         model = core.read_model(ir_path)
 
-        def compiled(part: Part) -> tuple[object, Part]:
-            return core.compile_model(part.model, "CPU", config).create_infer_request(), part
+        def compiled(part: Part) -> CompiledPart:
+            # the ov.Model is dropped once compiled: it holds the IR's fp32 weights
+            request = core.compile_model(part.model, "CPU", config).create_infer_request()
+            return CompiledPart(request, part.inputs, part.outputs)
 
         parts = split_by_layer(model)
         return cls(
@@ -270,7 +278,7 @@ class OpenVinoBackend:
 
     def _run(
         self,
-        parts: list[tuple[object, Part]],
+        parts: list[CompiledPart],
         input_ids: np.ndarray,
         attention_mask: np.ndarray,
         token_type_ids: np.ndarray,
@@ -280,12 +288,12 @@ class OpenVinoBackend:
             "attention_mask": attention_mask,
             "token_type_ids": token_type_ids,
         }
-        for index, (request, part) in enumerate(parts):
+        for index, part in enumerate(parts):
             if 0 < index < len(parts) - 1:
                 yield
             # share_inputs: OpenVINO reads the arrays in place. Outputs are copied: a batch
             # paused here may see another batch run this part's request before it resumes.
-            out = request.infer(  # type: ignore[attr-defined]
+            out = part.request.infer(  # type: ignore[attr-defined]
                 {name: values[name] for name in part.inputs}, share_inputs=True
             )
             values.update(zip(part.outputs, out.to_tuple(), strict=True))
