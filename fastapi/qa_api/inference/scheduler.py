@@ -25,11 +25,10 @@ requests are all gone, and picks which request's batch advances:
 - `round_robin`: requests take turns step by step (processor sharing): a short question arriving
   next to a document runs at half speed, so it takes about twice its idle time plus a layer.
 
-bench/long_context.py measured both with torch-bf16 on 2 cores (bench/RESULTS.md): a short
-question next to a document waited for its first step 0.2 s (one layer) with shortest_first and
-shared every step with round_robin; its p50 was 1.1-6.2x its idle p50 with shortest_first and
-3.6-11x with round_robin over three runs. Hence shortest_first; the document loses only the
-short questions' compute. Backends that cannot pause
+bench/long_context.py measured both on 2 cores (bench/RESULTS.md): a short question next to a
+document had a p50 1.65x its idle p50 with shortest_first (torch-bf16; 1.70x with OpenVINO), and
+10.4x with round_robin. Hence shortest_first; the document loses only the short questions'
+compute. Backends that cannot pause
 between layers (ONNX Runtime; models whose layers are not found) switch requests between batches
 only, so there a batch also holds at most `max_step_tokens` padded tokens (always at least one
 window): a short question waits for about one full-length window of the document, not for
