@@ -222,8 +222,9 @@ class OpenVinoBackend:
     Compiled whole for `forward`, and in parts, one per encoder layer (openvino_layers), for
     `forward_steps`, which a scheduler may pause between layers like torch; parts cost about 5%
     more per pass, so the scheduler steps only batches that a newcomer could overtake. A model
-    whose layers cannot be found has no parts. One stream and `threads` threads with the latency
-    hint: the inference worker runs one batch at a time, so all cores go to that batch.
+    whose layers cannot be found, and int8 (see `load`), have no parts. One stream and `threads`
+    threads with the latency hint: the inference worker runs one batch at a time, so all cores go
+    to that batch.
     INFERENCE_PRECISION_HINT is set explicitly, since OpenVINO computes in bf16 by default on
     CPUs that have it.
     """
@@ -252,7 +253,9 @@ class OpenVinoBackend:
             request = core.compile_model(part.model, "CPU", config).create_infer_request()
             return CompiledPart(request, part.inputs, part.outputs)
 
-        parts = split_by_layer(model)
+        # int8 runs whole: its parts took 4.7 GB after warm-up against 0.6 GB whole (NNCF's
+        # quantized graph, cut), so it switches requests between batches (QA_MAX_STEP_TOKENS)
+        parts = None if name == "openvino-int8" else split_by_layer(model)
         return cls(
             compiled(whole_model(model)),
             [compiled(part) for part in parts] if parts else [],
