@@ -300,7 +300,8 @@ def _memory_mib(quantity: str) -> float:
 
 def test_backend_resources_fit_beto_on_cpu(objects: list[Obj]) -> None:
     resources = _container(_find(objects, "Deployment", "fastapi"))["resources"]
-    assert 1536 <= _memory_mib(resources["limits"]["memory"]) <= 2048
+    # measured peak RSS with BETO: 2.1 GiB with openvino-bf16 (`auto` on AMD CPUs), less elsewhere
+    assert 2.1 * 1024 * 1.2 <= _memory_mib(resources["limits"]["memory"]) <= 4096
     assert _memory_mib(resources["requests"]["memory"]) <= _memory_mib(
         resources["limits"]["memory"]
     )
