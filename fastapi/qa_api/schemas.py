@@ -101,7 +101,7 @@ class PassagesIn(BaseModel):
         if self.mode == "all" and self.top_n is not None:
             raise ValueError(
                 f'top_n applies to mode bm25 only; mode "all" reads every window. Send '
-                f'"mode": "bm25" to read the {self.top_n} best windows, or leave top_n out.'
+                f'"mode": "bm25" to read the {self.top_n} best windows, or leave top_n out'
             )
         return self
 

@@ -70,6 +70,7 @@ class AnswerService:
         submissions: list[Submission] = []
         futures: dict[int, asyncio.Future[QAResult]] = {}
         watcher = _watch(gone)
+        ordered: asyncio.Future[list[QAResult]] | None = None
         try:
             for indices in by_model.values():
                 runtime = self.models.runtime_of(resolved[indices[0]][0])
@@ -85,6 +86,8 @@ class AnswerService:
                 watcher.cancel()
             for submission in submissions:  # all or nothing; a no-op for what is answered
                 submission.cancel()
+            if ordered is not None:  # its parts fail once cancelled; nobody awaits it then
+                ordered.add_done_callback(_seen)
         responses = []
         for (model, _), result in zip(resolved, results, strict=True):
             self.metrics.on_answer(model.name, result.no_answer)
@@ -204,6 +207,12 @@ class AnswerService:
             bm25_share=s.passages_share if request.passages.top_n is None else 0.0,
         )
         return model, QAQuery(request.question, request.context, options)
+
+
+def _seen(future: asyncio.Future[Any]) -> None:
+    """Retrieve a future's outcome, so asyncio does not log it as 'never retrieved'."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _watch(gone: Gone | None) -> asyncio.Future[object] | None:

@@ -193,6 +193,16 @@ def test_qas_accepts_query_and_multipart(client: TestClient) -> None:
     assert by_form.json() == expected
     missing = client.post("/qas/", params={"context": CONTEXT})
     assert_error(missing, 422, "validation_error", "question")
+    for blank in ("", "   "):  # sent empty is not "missing": the readable-text rule says so
+        form = MultipartEncoder(fields={"context": CONTEXT, "question": blank})
+        for empty in (
+            client.post("/qas/", data={"context": CONTEXT, "question": blank}),
+            client.post(
+                "/qas/", content=form.to_string(), headers={"Content-Type": form.content_type}
+            ),
+        ):
+            assert_error(empty, 422, "validation_error", "question")
+            assert "Field required" not in empty.json()["error"], empty.json()
 
 
 def test_models_describe_state_and_limits(client: TestClient) -> None:
@@ -611,3 +621,20 @@ def test_long_values_are_echoed_clipped(shared_client: TestClient) -> None:
         assert 400 <= response.status_code < 500
         assert f"{'m' * 80}… (50000 characters)" in body["error"], body["error"][:300]
         assert len(response.content) < 3000
+
+
+def test_a_model_still_loading_says_when_to_retry(make_client: MakeClient) -> None:
+    """503 + Retry-After while the model loads (as for a full queue); none once it has failed."""
+    client = make_client()
+    model = client.app.state.models.models["tiny"]  # type: ignore[attr-defined]
+    runtime, model.runtime, model.status = model.runtime, None, "loading"
+    try:
+        loading = client.post("/v1/qa", json={"context": CONTEXT, "question": QUESTION})
+        assert_error(loading, 503, "model_not_ready", "still loading")
+        assert int(loading.headers["retry-after"]) >= 1
+        model.status, model.error = "failed", "OSError: gone"
+        failed = client.post("/v1/qa", json={"context": CONTEXT, "question": QUESTION})
+        assert_error(failed, 503, "model_not_ready", "OSError")
+        assert "retry-after" not in failed.headers
+    finally:
+        model.runtime, model.status, model.error = runtime, "ready", None

@@ -49,7 +49,11 @@ async def qas(
     """`context` and `question` as query parameters or form fields (urlencoded or multipart);
     returns the answer text (an empty string when the text has no answer)."""
     form = await read_form(request)
-    sent = {"context": form.get("context") or context, "question": form.get("question") or question}
+    # a form field sent empty stays empty (and is refused as such), not "missing"
+    sent = {
+        name: form.get(name, query)
+        for name, query in (("context", context), ("question", question))
+    }
     try:
         query = QARequest.model_validate({k: v for k, v in sent.items() if v is not None})
     except ValidationError as exc:

@@ -31,7 +31,11 @@ class ModelNotFoundError(QAError):
 
 
 class ModelNotReadyError(QAError):
-    """The model is still loading, or failed to load."""
+    """The model is still loading (retry after `retry_after_s`), or failed to load (None)."""
+
+    def __init__(self, message: str, retry_after_s: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class OverloadedError(QAError):

@@ -20,6 +20,8 @@ from qa_api.inference.types import QAOptions, QAQuery
 
 logger = logging.getLogger(__name__)
 
+LOADING_RETRY_AFTER_S = 5  # Retry-After of a request that arrives while its model loads
+
 Status = Literal["loading", "ready", "failed"]
 MODEL_FILES = ["*.json", "vocab.txt", "*.model", "*.safetensors"]
 WARMUP_QUESTION = "¿Quién escribió Don Quijote de la Mancha?"
@@ -199,8 +201,12 @@ class ModelRegistry:
     def runtime_of(self, model: ServedModel) -> QARuntime:
         """The model's runtime, or ModelNotReadyError saying why there is none."""
         if model.runtime is None:
-            reason = model.error if model.status == "failed" else "it is still loading; retry soon"
-            raise ModelNotReadyError(f"Model '{model.name}' is not ready: {reason}")
+            if model.status == "failed":
+                raise ModelNotReadyError(f"Model '{model.name}' is not ready: {model.error}")
+            raise ModelNotReadyError(
+                f"Model '{model.name}' is not ready: it is still loading; retry soon",
+                retry_after_s=LOADING_RETRY_AFTER_S,
+            )
         return model.runtime
 
     @property
