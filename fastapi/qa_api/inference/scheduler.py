@@ -40,8 +40,8 @@ unreachable at the measured speed goes first (earliest deadline).
 Deadlines that fit the work: throughput is measured per model as an EWMA of tokens per second
 of compute over real batches; warm-up gives the first figure, conservative: full-length windows
 alone (median of 3), the slowest tokens per second there are. A submission whose windows would take
-longer than its time left, even with the device to itself, is refused with InputTooLargeError
-before any compute.
+longer than its time left, even with the device to itself (with a 25% margin: ESTIMATE_MARGIN),
+is refused with InputTooLargeError before any compute.
 """
 
 from __future__ import annotations
@@ -74,6 +74,9 @@ EWMA_WEIGHT = 0.2  # weight of the newest batch in the throughput estimate
 # A request goes first once its slack (time left minus estimated work) is under this share of
 # its estimated work: it would otherwise miss its deadline behind shorter requests.
 URGENT_SLACK = 0.25
+# The measured speed is an average that lags a machine getting busier: a text estimated to need
+# more than 1 / ESTIMATE_MARGIN of its time left is refused, not computed into a 504.
+ESTIMATE_MARGIN = 1.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,6 +405,8 @@ class Scheduler:
     ) -> None:
         """InputTooLargeError when the windows cannot finish in time at the measured speed."""
         needed = self._throughput.get(pipeline.name, Throughput()).seconds_for(tokens)
+        if needed is not None:
+            needed *= ESTIMATE_MARGIN
         left = submission.deadline - time.perf_counter()
         if left <= 0:  # the deadline passed in the tokenizer's queue: a timeout, not a size
             raise deadline_passed(submission.timeout_s)
