@@ -151,7 +151,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(domain.QAError)
     async def _domain(request: Request, exc: domain.QAError) -> JSONResponse:
         status, code = domain_status(exc)
-        retry_after = getattr(exc, "retry_after_s", None)  # overloaded, or a model loading
+        retry_after = exc.retry_after_s  # overloaded, or a model still loading
         headers = None if retry_after is None else {"Retry-After": str(retry_after)}
         return error_response(request, status, code, exc.message, headers=headers)
 

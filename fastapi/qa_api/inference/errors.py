@@ -11,11 +11,13 @@ def clip(text: str, limit: int = ECHO_CHARS) -> str:
 
 
 class QAError(Exception):
-    """Base class: `message` is shown to the API user and says what to change."""
+    """Base class: `message` is shown to the API user and says what to change; `retry_after_s`,
+    when set, says when the same request may succeed (the HTTP layer's Retry-After)."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, retry_after_s: int | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.retry_after_s = retry_after_s
 
 
 class InvalidInputError(QAError):
@@ -31,19 +33,14 @@ class ModelNotFoundError(QAError):
 
 
 class ModelNotReadyError(QAError):
-    """The model is still loading (retry after `retry_after_s`), or failed to load (None)."""
-
-    def __init__(self, message: str, retry_after_s: int | None = None) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
+    """The model is still loading (with `retry_after_s`), or failed to load (without)."""
 
 
 class OverloadedError(QAError):
     """The request queue is full (or the server is shutting down): retry later."""
 
     def __init__(self, message: str, retry_after_s: int = 1) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
+        super().__init__(message, retry_after_s)
 
 
 class InferenceTimeoutError(QAError):
