@@ -7,6 +7,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -60,18 +61,24 @@ def client(make_client: MakeClient) -> TestClient:
     return make_client(max_context_chars=2000, max_question_chars=200)
 
 
+@contextmanager
+def ready_client(model_dir: Path, onnx_dir: Path, **overrides: Any) -> Iterator[TestClient]:
+    """The app serving the tiny model as "tiny" (torch fp32), once it is ready; `overrides` are
+    other settings. For module-scoped clients: each app loads the model."""
+    settings = Settings(
+        models={"tiny": str(model_dir)}, backend="torch-fp32", onnx_cache_dir=onnx_dir, **overrides
+    )
+    with TestClient(create_app(settings)) as client:
+        wait_ready(client)
+        yield client
+
+
 @pytest.fixture(scope="module")
 def shared_client(
     tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TestClient]:
-    """One app for the many cheap requests of the input-rule tables (each app loads the model)."""
-    settings = Settings(
-        models={"tiny": str(tiny_model_dir)},
-        backend="torch-fp32",
-        onnx_cache_dir=tmp_path_factory.mktemp("onnx"),
-    )
-    with TestClient(create_app(settings)) as client:
-        wait_ready(client)
+    """One app for the many cheap requests of the input-rule tables."""
+    with ready_client(tiny_model_dir, tmp_path_factory.mktemp("onnx")) as client:
         yield client
 
 

@@ -14,20 +14,12 @@ from fastapi.testclient import TestClient
 from starlette.middleware.base import BaseHTTPMiddleware
 
 from qa_api.api import health, legacy, models, qa, stream
-from qa_api.config import Settings
-from qa_api.main import create_app
-from tests.unit.test_api import CONTEXT, QUESTION, wait_ready
+from tests.unit.test_api import CONTEXT, QUESTION, ready_client
 
 
 @pytest.fixture(scope="module")
 def client(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    settings = Settings(
-        models={"tiny": str(tiny_model_dir)},
-        backend="torch-fp32",
-        onnx_cache_dir=tmp_path_factory.mktemp("onnx"),
-    )
-    with TestClient(create_app(settings)) as client:
-        wait_ready(client)
+    with ready_client(tiny_model_dir, tmp_path_factory.mktemp("onnx")) as client:
         yield client
 
 

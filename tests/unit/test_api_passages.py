@@ -12,9 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from qa_api.config import Settings
-from qa_api.main import create_app
 from tests.paths import SQUAD_V1_SAMPLE
-from tests.unit.test_api import assert_error, wait_ready
+from tests.unit.test_api import assert_error, ready_client
 
 TOP_N = 3
 
@@ -28,19 +27,16 @@ def document() -> str:
 
 @pytest.fixture(scope="module")
 def client(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    settings = Settings(
-        models={"tiny": str(tiny_model_dir)},
-        backend="torch-fp32",
-        onnx_cache_dir=tmp_path_factory.mktemp("onnx"),
+    with ready_client(
+        tiny_model_dir,
+        tmp_path_factory.mktemp("onnx"),
         max_context_chars=2000,
         max_document_chars=200_000,
         passages_top_n=TOP_N,
         passages_share=0.0,  # test_passages.py covers the share
         max_seq_len=128,
         doc_stride=32,
-    )
-    with TestClient(create_app(settings)) as client:
-        wait_ready(client)
+    ) as client:
         yield client
 
 
