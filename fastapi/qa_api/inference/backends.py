@@ -35,7 +35,8 @@ T = TypeVar("T")
 
 class ModelBackend(Protocol):
     """A backend; one that can pause between encoder layers also has `forward_steps`
-    (a generator: one `yield` before each layer, returning the logits) and `steps_by_layer`."""
+    (a generator: one `yield` before each layer, returning the logits), `steps_by_layer`, and
+    `steps_compiled_apart` when that path needs its own warm-up."""
 
     name: str
     device: str
@@ -267,6 +268,12 @@ class OpenVinoBackend:
     @property
     def steps_by_layer(self) -> bool:
         return bool(self.parts)
+
+    @property
+    def steps_compiled_apart(self) -> bool:
+        """The parts are programs of their own, so warm-up runs them too (torch's layers are the
+        whole model's own modules: warming the whole model warms them)."""
+        return self.steps_by_layer
 
     def forward(
         self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray

@@ -130,7 +130,7 @@ class Pipeline:
 
     def warm_up(self, max_seq_len: int) -> WarmUp:
         """One forward pass at every padded length a request can have (before serving), whole
-        and, where the backend has them, layer by layer (OpenVINO compiles its parts apart).
+        and, where the backend compiles its layers apart (OpenVINO), layer by layer.
 
         Then a few more at the longest, timed: a full window alone, the slowest tokens there are
         (first passes pay each shape's setup, which says nothing about the steady speed).
@@ -139,7 +139,7 @@ class Pipeline:
         for length in lengths:
             ids = np.ones((1, length), dtype=np.int64)
             self.backend.forward(ids, ids, np.zeros_like(ids))
-            if self.steps_by_layer:
+            if getattr(self.backend, "steps_compiled_apart", False):
                 run_steps(self.backend.forward_steps(ids, ids, np.zeros_like(ids)))  # type: ignore[attr-defined]
         seconds = []
         for _ in range(WARM_UP_TIMED_PASSES):  # the median: one pass may meet a stalled core
