@@ -25,7 +25,7 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.getbasetemp() / "onnx-cache"
 
 
-def whole(backend: OpenVinoBackend, ir_path: Path) -> tuple[np.ndarray, np.ndarray]:
+def whole(ir_path: Path) -> tuple[np.ndarray, np.ndarray]:
     """The same IR compiled uncut, as the backend did before it was split."""
     import openvino as ov
 
@@ -73,7 +73,7 @@ def test_one_step_per_encoder_layer_with_the_whole_models_logits(
             start, end = stop.value
             break
     assert pauses == AutoConfig.from_pretrained(tiny_model_dir).num_hidden_layers
-    expected_start, expected_end = whole(backend, converted_model(tiny_model_dir, "fp32", cache))
+    expected_start, expected_end = whole(converted_model(tiny_model_dir, "fp32", cache))
     tolerance = 1e-5 if name.endswith("fp32") else 0.05  # bf16: each part rounds its own way
     np.testing.assert_allclose(start, expected_start, atol=tolerance)
     np.testing.assert_allclose(end, expected_end, atol=tolerance)
