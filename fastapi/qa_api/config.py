@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from qa_api.inference.backends import BackendName
@@ -195,6 +195,30 @@ def _json_hint(message: str) -> str:
     return f"QA_{name.upper()} must be JSON ({message}); for example: {JSON_EXAMPLES[name]}"
 
 
+class ConfigurationError(SystemExit):
+    """The environment's settings are invalid: exits the process with one line per setting."""
+
+
+def configuration_problems(exc: ValidationError | SettingsError) -> str:
+    """What is wrong, one line per setting, named as it is set (QA_...), without a traceback."""
+    if isinstance(exc, SettingsError):
+        return str(exc)
+    lines = []
+    for error in exc.errors(include_url=False):
+        message = error["msg"].removeprefix("Value error, ")
+        if error["loc"]:  # one field's value; else a check across fields, which names them
+            message = f"QA_{str(error['loc'][0]).upper()}: {message} (got {error['input']!r})"
+        lines.append(message)
+    return "\n".join(lines)
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    """The settings from the environment; invalid ones stop the process saying what to fix."""
+    try:
+        return Settings()
+    except (ValidationError, SettingsError) as exc:
+        raise ConfigurationError(
+            f"Invalid configuration; fix these settings and start again:\n"
+            f"{configuration_problems(exc)}"
+        ) from None

@@ -606,3 +606,28 @@ def test_service_answers_normally_after_the_battery(client: httpx.Client) -> Non
     assert response.status_code == 200, response.text
     assert response.json()["model"] == "tiny"
     assert client.get("/health/ready").json()["status"] == "ready"
+
+
+def test_invalid_settings_stop_the_process_saying_what_to_fix(
+    start_backend_process: Any,
+) -> None:
+    """A bad environment is the operator's input: one line per setting, no traceback, exit 1."""
+    backend = start_backend_process(
+        env={"QA_BACKEND": "fastest", "QA_MAX_SEQ_LEN": "many", "QA_TOP_K": "3"}, wait=False
+    )
+    assert backend.proc.wait(timeout=60) == 1
+    log = backend.log()
+    assert "Invalid configuration; fix these settings and start again:" in log
+    assert "QA_BACKEND: Input should be 'auto'," in log
+    assert "(got 'fastest')" in log
+    assert "QA_MAX_SEQ_LEN: Input should be a valid integer" in log
+    assert "(got 'many')" in log
+    assert "QA_TOP_K" not in log  # valid settings are not blamed
+    assert "Traceback" not in log
+
+
+def test_settings_that_contradict_each_other_are_named(start_backend_process: Any) -> None:
+    backend = start_backend_process(env={"QA_TOP_K": "50"}, wait=False)
+    assert backend.proc.wait(timeout=60) == 1
+    assert "QA_TOP_K (50) must be at most QA_MAX_TOP_K (10)" in backend.log()
+    assert "Traceback" not in backend.log()
