@@ -109,26 +109,41 @@ class RequestContextMiddleware:
         headers = Headers(scope=scope)
         request_id = client_request_id(headers) or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id  # request.state.request_id
-        size = _content_length(headers) or 0
-        method = scope["method"]
+        status = 500  # if the app raises before it answers, the server error handler says 500
+        finished = False
 
         async def send_with_context(message: Message) -> None:
+            nonlocal status, finished
             if message["type"] == "http.response.start":
-                # As the time to the response's headers, as before (a stream goes on after).
-                elapsed = time.perf_counter() - started
-                MutableHeaders(scope=message)["X-Request-ID"] = request_id
                 status = message["status"]
-                route = getattr(scope.get("route"), "path", "unmatched")
-                self.metrics.requests.labels(method, route, str(status)).inc()
-                self.metrics.latency.labels(route).observe(elapsed)
-                if not route.startswith(("/health", "/metrics")):
-                    logger.info(
-                        "request_id=%s %s %s status=%d bytes_in=%d ms=%.1f",
-                        request_id, method, route, status, size, elapsed * 1000,
-                    )  # fmt: skip
+                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+                # latency = time to the response's headers (a stream goes on after them)
+                self.metrics.latency.labels(_route(scope)).observe(time.perf_counter() - started)
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                finished = True
             await send(message)
 
-        await self.app(scope, receive, send_with_context)
+        try:
+            await self.app(scope, receive, send_with_context)
+        finally:
+            # A response cut short, a stream whose reader left, is logged as nginx does: 499.
+            self._record(scope, request_id, status if finished else 499, started, headers)
+
+    def _record(
+        self, scope: Scope, request_id: str, status: int, started: float, headers: Headers
+    ) -> None:
+        route = _route(scope)
+        self.metrics.requests.labels(scope["method"], route, str(status)).inc()
+        if not route.startswith(("/health", "/metrics")):
+            logger.info(
+                "request_id=%s %s %s status=%d bytes_in=%d ms=%.1f",
+                request_id, scope["method"], route, status, _content_length(headers) or 0,
+                (time.perf_counter() - started) * 1000,
+            )  # fmt: skip
+
+
+def _route(scope: Scope) -> str:
+    return getattr(scope.get("route"), "path", "unmatched")
 
 
 def client_request_id(headers: Headers) -> str | None:

@@ -249,6 +249,12 @@ def test_client_disconnect_drops_the_remaining_windows(
     # the pass running at the disconnect, and one more while the server notices: never the rest
     assert settled <= passes_at_close + 2, (passes_at_close, settled)
     assert served.metric("qa_cancelled_windows_total") > 150
+    # logged and counted as a request the client left (a stream's headers said 200)
+    route = path.replace("tiny", "{name}")
+    logged = [r.getMessage() for r in caplog.records if f"POST {route} status=" in r.getMessage()]
+    assert len(logged) == 1, logged
+    assert f"POST {route} status=499 " in logged[0]
+    assert served.metric(f'qa_http_requests_total{{method="POST",route="{route}",status="499"}}')
     # the replica is free for the next caller at once
     response = httpx.post(f"{served.url}/v1/qa", json=document(1), timeout=30)
     assert response.status_code == 200
