@@ -154,11 +154,13 @@ class AnswerOut(BaseModel):
 
 
 class TimingsOut(BaseModel):
-    queue_ms: float
-    tokenize_ms: float
-    inference_ms: float
-    decode_ms: float
-    total_ms: float
+    """Where the request's time went in the server (the rest is HTTP and JSON)."""
+
+    queue_ms: float = Field(description="Waiting: for the tokenizer, then for the model.")
+    tokenize_ms: float = Field(description="Cutting the text into windows of tokens.")
+    inference_ms: float = Field(description="The model's passes over the windows.")
+    decode_ms: float = Field(description="Finding the best spans in the model's scores.")
+    total_ms: float = Field(description="From submission to the answer, all of the above.")
 
 
 class ReadWindowOut(BaseModel):

@@ -125,6 +125,22 @@ def test_windows_of_queued_requests_are_batched_by_similar_length(make: Any) -> 
     assert backend.shapes[2][1] > 3 * backend.shapes[1][1]
 
 
+def test_timings_count_tokenizing_apart_from_waiting(make: Any) -> None:
+    runtime, _ = make()
+    encode = runtime.pipeline.encode
+
+    def slow_encode(query: QAQuery) -> Any:
+        time.sleep(0.3)
+        return encode(query)
+
+    runtime.pipeline.encode = slow_encode  # type: ignore[method-assign]
+    timings = runtime.answer(QUERY, timeout=30).timings
+    assert timings.tokenize_ms >= 300
+    assert timings.queue_ms < 150  # an idle scheduler: nothing to wait for
+    parts = timings.queue_ms + timings.tokenize_ms + timings.inference_ms + timings.decode_ms
+    assert parts <= timings.total_ms + 1
+
+
 def test_a_short_request_overtakes_a_long_one_between_its_batches(make: Any) -> None:
     """Shortest first: the short question is answered while most of the document is left."""
     runtime, backend = make(delay_s=0.05, max_batch_size=2)

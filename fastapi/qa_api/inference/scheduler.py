@@ -594,7 +594,9 @@ class Scheduler:
         for job in batch.jobs:
             if job.started is None:
                 job.started = now
-                job.timings.queue_ms = (now - job.submission.submitted) * 1000
+                # waiting only: for the tokenizer thread, then for the first compute step
+                waited_ms = (now - job.submission.submitted) * 1000
+                job.timings.queue_ms = max(0.0, waited_ms - job.timings.tokenize_ms)
                 if self.observer is not None:
                     self.observer.on_started(job.pipeline.name, now - job.submission.submitted)
 
