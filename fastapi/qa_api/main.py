@@ -39,6 +39,8 @@ def configure_logging(level: str) -> None:
     logging.getLogger("qa_api").setLevel(level)
     # uvicorn's access log prints query strings, which may hold a user's text (/qas/?context=...).
     logging.getLogger("uvicorn.access").disabled = True
+    # bm25s sets its own logger to DEBUG at import: a line per question whatever our level
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -66,6 +66,16 @@ def test_bm25_reads_the_top_windows_and_says_which(client: TestClient, document:
         assert any(w["start"] <= answer["start"] and answer["end"] <= w["end"] for w in read)
 
 
+def test_ranking_logs_nothing_at_our_log_level(
+    client: TestClient, document: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """bm25s sets its own logger to DEBUG; a question must not print its lines at INFO."""
+    with caplog.at_level("DEBUG", logger="qa_api"):  # our handler takes whatever reaches it
+        ask(client, document, "¿Qué equipo ganó el Super Bowl 50?", passages={"mode": "bm25"})
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("bm25s")] == []
+    assert any(r.name == "qa_api" for r in caplog.records)  # the request's own line came through
+
+
 def test_a_question_bm25_cannot_rank_says_so(client: TestClient, document: str) -> None:
     """Only stop words: every window scores 0, the first ones are read, and the response says it."""
     body = ask(client, document, "¿Qué es lo que hay?", passages={"mode": "bm25"})
