@@ -35,6 +35,13 @@ die() {
   exit 1
 }
 
+# A word start.sh does not know: refused before anything starts (exit 2, as for bad usage).
+refuse() {
+  usage >&2
+  printf '\nERROR: %s\n' "$1" >&2
+  exit 2
+}
+
 MODE=docker CMD=up OPTIONS=()
 ARGS=()
 TIMEOUT=${START_TIMEOUT:-900}
@@ -52,11 +59,14 @@ while [ $# -gt 0 ]; do
     up | start) CMD=up ;;
     stop | down) CMD=stop ;;
     logs | status | download) CMD=$1 ;;
-    -*) usage >&2; die "unknown option $1" ;;
-    *) ARGS+=("$1") ;;
+    fastapi | streamlit) ARGS+=("$1") ;;
+    -*) refuse "unknown option '$1'" ;;
+    *) refuse "unknown command or service '$1' (the commands and services: above)" ;;
   esac
   shift
 done
+[ ${#ARGS[@]} -eq 0 ] || [ $CMD = logs ] ||
+  refuse "a service (${ARGS[*]}) goes with logs only: ./start.sh logs ${ARGS[0]}"
 [[ $TIMEOUT =~ ^[0-9]+$ ]] || die "--timeout must be a number of seconds, got '$TIMEOUT'"
 
 # Checked before Python is needed: Docker is the first thing a newcomer may lack.

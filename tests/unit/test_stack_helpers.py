@@ -336,3 +336,65 @@ def test_waiting_for_a_local_service(
         proc.wait()
     with pytest.raises(common.Stop, match="fastapi exited during start-up"):
         local.wait_ready("fastapi", proc, url, timeout=30)
+
+
+# -- start.sh itself -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def recording_path(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """An environment whose docker and python3 only record that they ran (calls: the file)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls"
+    for tool in ("docker", "python3"):
+        (bin_dir / tool).write_text(f'#!/bin/sh\necho "{tool} $*" >> {calls}\n')
+        (bin_dir / tool).chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}, calls
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["stauts"], "unknown command or service 'stauts' (the commands and services: above)"),
+        (
+            ["--local", "bogus"],
+            "unknown command or service 'bogus' (the commands and services: above)",
+        ),
+        (
+            ["logs", "fastpi"],
+            "unknown command or service 'fastpi' (the commands and services: above)",
+        ),
+        (["up", "fastapi"], "a service (fastapi) goes with logs only: ./start.sh logs fastapi"),
+        (["--lcoal"], "unknown option '--lcoal'"),
+    ],
+)
+def test_start_sh_refuses_an_unknown_word_before_starting_anything(
+    recording_path: tuple[dict[str, str], Path], args: list[str], error: str
+) -> None:
+    env, calls = recording_path
+    result = subprocess.run(
+        ["bash", str(REPO / "start.sh"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("Usage: ./start.sh [options] [command]\n")
+    assert result.stderr.endswith(f"\nERROR: {error}\n")
+    assert "logs [svc]    follow the logs (svc: fastapi or streamlit)" in result.stderr
+    assert not calls.exists(), calls.read_text()
+
+
+def test_start_sh_passes_a_known_command_and_service_on(
+    recording_path: tuple[dict[str, str], Path],
+) -> None:
+    env, calls = recording_path
+    for args in (["logs", "streamlit"], ["--local", "status"]):
+        subprocess.run(["bash", str(REPO / "start.sh"), *args], env=env, timeout=30, check=True)
+    assert calls.read_text().splitlines() == [
+        "python3 deploy/qa_stack docker logs streamlit --timeout 900",
+        "python3 deploy/qa_stack local status --timeout 900",
+    ]
