@@ -105,6 +105,12 @@ def check_port(port: str, variable: str) -> None:
         )
 
 
+def public_api_url(api_port: str, configured: str) -> str:
+    """The API as the user's browser sees it (the UI's docs link, "copy as curl"): the user's
+    QA_UI_PUBLIC_API_URL when set, else this host on the (first) published FASTAPI_PORT."""
+    return configured or f"http://localhost:{api_port.split('-')[0]}"
+
+
 def print_urls(ui_port: str, api_port: str, mode: str) -> None:
     print(
         "\nThe stack is up:\n"

@@ -7,9 +7,23 @@ import re
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from .common import HERE, REPO, Progress, Stop, check_port, err, log, print_urls, setting, tail
+from .common import (
+    HERE,
+    REPO,
+    Progress,
+    Stop,
+    check_port,
+    err,
+    log,
+    print_urls,
+    public_api_url,
+    setting,
+    tail,
+)
 from .readiness import BACKEND_URL
 
 MISSING_MODEL_HINTS = (
@@ -19,8 +33,20 @@ MISSING_MODEL_HINTS = (
 )
 
 
-def output(cmd: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=False)
+def output(
+    cmd: list[str], stdin: str | None = None, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=False, env=env)
+
+
+def compose_env(
+    environ: Mapping[str, str] = os.environ, dotenv: Path = REPO / ".env"
+) -> dict[str, str]:
+    """The environment compose runs with: the user's, where the UI's public API address follows
+    FASTAPI_PORT unless QA_UI_PUBLIC_API_URL is set (compose v1 has no nested ${...} defaults)."""
+    api_port = setting("FASTAPI_PORT", "8008", environ, dotenv)
+    configured = setting("QA_UI_PUBLIC_API_URL", "", environ, dotenv)
+    return {**environ, "QA_UI_PUBLIC_API_URL": public_api_url(api_port, configured)}
 
 
 def compose_command() -> list[str]:
@@ -90,15 +116,20 @@ class DockerStack:
     timeout: int
     replicas: int | None = None
     build: bool = True
+    env: dict[str, str] = field(default_factory=compose_env)
 
     def run(self, *args: str, stdin: str | None = None) -> int:
         """A compose command with its output on the terminal; its exit code."""
         return subprocess.run(
-            [*self.compose, *args], input=stdin, text=True, check=False
+            [*self.compose, *args], input=stdin, text=True, check=False, env=self.env
         ).returncode
 
+    def output(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """A compose command's captured output."""
+        return output([*self.compose, *args], stdin, self.env)
+
     def containers(self, service: str = "") -> list[str]:
-        return output([*self.compose, "ps", "-q", *([service] if service else [])]).stdout.split()
+        return self.output("ps", "-q", *([service] if service else [])).stdout.split()
 
     # -- up -----------------------------------------------------------------------------------
 
@@ -135,10 +166,9 @@ class DockerStack:
             return
         if models_dir.startswith("./"):
             models_dir = str(REPO / models_dir[2:])
-        check = output(
-            [*self.compose, "run", "--rm", "--no-deps", "-T", "fastapi", "python", "-",
-             "check-readable", models_dir],
-            stdin=(HERE / "models.py").read_text(),
+        check = self.output(
+            "run", "--rm", "--no-deps", "-T", "fastapi", "python", "-", "check-readable",
+            models_dir, stdin=(HERE / "models.py").read_text(),
         )  # fmt: skip
         lines = check.stdout.strip().splitlines()
         if check.returncode == 1 and lines:
@@ -148,7 +178,7 @@ class DockerStack:
             raise Stop("could not check the mounted models (output above).")
 
     def compose_up(self, *args: str) -> None:
-        result = output([*self.compose, "up", "-d", *args])
+        result = self.output("up", "-d", *args)
         if result.returncode == 0:
             return
         said = result.stdout + result.stderr
@@ -225,7 +255,9 @@ class DockerStack:
         self.run("ps")
 
     def logs(self, services: list[str]) -> None:
-        os.execvp(self.compose[0], [*self.compose, "logs", "-f", "--tail=100", *services])
+        os.execvpe(
+            self.compose[0], [*self.compose, "logs", "-f", "--tail=100", *services], self.env
+        )
 
     def download(self) -> None:
         """Pre-download the configured Hub models into the cache volume (no server started)."""

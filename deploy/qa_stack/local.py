@@ -12,7 +12,18 @@ import time
 from collections.abc import Mapping
 
 from . import readiness
-from .common import HERE, REPO, Progress, Stop, check_port, log, print_urls, setting, tail
+from .common import (
+    HERE,
+    REPO,
+    Progress,
+    Stop,
+    check_port,
+    log,
+    print_urls,
+    public_api_url,
+    setting,
+    tail,
+)
 
 RUN_DIR = REPO / ".run"
 VENV = REPO / ".venv"
@@ -158,13 +169,10 @@ def up(timeout: int) -> None:
 def ui_env(api_port: str, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
     """The UI's settings: it calls the local backend; its public address and API key are the
     user's (environment or .env) when set, else the local backend's."""
-    defaults = {
-        "QA_UI_PUBLIC_API_URL": f"http://localhost:{api_port}",
-        "QA_UI_API_KEY": environ.get("QA_API_KEY", ""),
-    }
     return {
         "QA_UI_BACKEND_URL": f"http://127.0.0.1:{api_port}",
-        **{name: environ.get(name, value) for name, value in defaults.items()},
+        "QA_UI_PUBLIC_API_URL": public_api_url(api_port, environ.get("QA_UI_PUBLIC_API_URL", "")),
+        "QA_UI_API_KEY": environ.get("QA_UI_API_KEY", environ.get("QA_API_KEY", "")),
     }
 
 

@@ -16,8 +16,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import yaml
 
-from deploy.qa_stack import cli, common, local, localenv, models, readiness
+from deploy.qa_stack import cli, common, docker, local, localenv, models, readiness
 from tests.processes import REPO, free_port
 
 HELPERS = REPO / "deploy" / "qa_stack"
@@ -308,6 +309,56 @@ def test_local_ui_keeps_the_users_public_address_and_key() -> None:
         "QA_UI_PUBLIC_API_URL": "https://qa.example.org",
         "QA_UI_API_KEY": "",
     }
+
+
+def test_the_uis_public_api_address_follows_the_api_port(tmp_path: Path) -> None:
+    """The UI's docs link and curl point at the published API unless QA_UI_PUBLIC_API_URL says."""
+
+    def public(environ: dict[str, str], dotenv: Path = tmp_path / "absent") -> str:
+        return docker.compose_env(environ, dotenv)["QA_UI_PUBLIC_API_URL"]
+
+    assert public({}) == "http://localhost:8008"
+    assert public({"FASTAPI_PORT": "8018"}) == "http://localhost:8018"
+    assert public({"FASTAPI_PORT": "8018-8020"}) == "http://localhost:8018"
+    assert public({"FASTAPI_PORT": "8018", "QA_UI_PUBLIC_API_URL": ""}) == "http://localhost:8018"
+    mine = "https://qa.example.org"
+    assert public({"FASTAPI_PORT": "8018", "QA_UI_PUBLIC_API_URL": mine}) == mine
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("FASTAPI_PORT=8028\n")
+    assert public({}, dotenv) == "http://localhost:8028"
+    dotenv.write_text(f"FASTAPI_PORT=8028\nQA_UI_PUBLIC_API_URL={mine}\n")
+    assert public({}, dotenv) == mine
+    assert local.ui_env("8018", {"QA_UI_PUBLIC_API_URL": ""})["QA_UI_PUBLIC_API_URL"] == (
+        "http://localhost:8018"
+    )
+
+
+def compose_cli() -> list[str]:
+    """`docker compose` or `docker-compose`, whichever is installed (`config` needs no daemon)."""
+    if (
+        shutil.which("docker")
+        and subprocess.run(
+            ["docker", "compose", "version"], capture_output=True, check=False
+        ).returncode
+        == 0
+    ):
+        return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    pytest.skip("neither `docker compose` nor `docker-compose` is installed")
+
+
+def test_compose_gives_the_ui_the_public_api_address_of_the_published_port(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """FASTAPI_PORT=8018 ./start.sh: the UI container's links say 8018, not 8008."""
+    monkeypatch.setenv("FASTAPI_PORT", "8018")
+    monkeypatch.setenv("QA_UI_PUBLIC_API_URL", "")  # set (empty): no .env may decide it
+    stack = docker.DockerStack([*compose_cli(), "-f", str(REPO / "docker-compose.yml")], 5)
+    config = stack.output("config")
+    assert config.returncode == 0, config.stderr
+    environment = yaml.safe_load(config.stdout)["services"]["streamlit"]["environment"]
+    assert environment["QA_UI_PUBLIC_API_URL"] == "http://localhost:8018"
 
 
 def test_waiting_for_a_local_service(
