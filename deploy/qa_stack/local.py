@@ -38,6 +38,10 @@ def pid_of(name: str) -> int | None:
     """The pid of a service this script started, while it runs."""
     try:
         pid = int((RUN_DIR / f"{name}.pid").read_text())
+        with contextlib.suppress(ChildProcessError):  # not started by this process
+            # Started by this process (a start that failed) and ended: reaped, so it is not a
+            # zombie that looks alive until stop's grace ends.
+            os.waitpid(pid, os.WNOHANG)
         os.kill(pid, 0)
     except (OSError, ValueError):
         return None
@@ -143,6 +147,16 @@ def up(timeout: int) -> None:
     check_port(ui_port, "STREAMLIT_PORT")
     ensure_venv()
     RUN_DIR.mkdir(exist_ok=True)
+    try:
+        start_services(api_port, ui_port, timeout)
+    except (Stop, KeyboardInterrupt):
+        stop()  # a failed start leaves nothing running, so the next one starts afresh
+        raise
+    print_urls(ui_port, api_port, "--local ")
+
+
+def start_services(api_port: str, ui_port: str, timeout: int) -> None:
+    """The backend, once it is ready the UI; each waited for."""
     bin_dir = VENV / "bin"
     log("starting the backend (log: .run/fastapi.log)")
     backend = start(
@@ -163,7 +177,6 @@ def up(timeout: int) -> None:
         env=ui_env(api_port),
     )  # fmt: skip
     wait_ready("streamlit", ui, f"http://127.0.0.1:{ui_port}/_stcore/health", timeout)
-    print_urls(ui_port, api_port, "--local ")
 
 
 def ui_env(api_port: str, environ: Mapping[str, str] = os.environ) -> dict[str, str]:

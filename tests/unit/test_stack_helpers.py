@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import pytest
 import yaml
 
 from deploy.qa_stack import cli, common, docker, local, localenv, models, readiness
-from tests.processes import REPO, free_port
+from tests.processes import REPO, free_port, http_status
 
 HELPERS = REPO / "deploy" / "qa_stack"
 # Root reads anything; without these two capabilities it obeys file modes like any user.
@@ -268,19 +267,38 @@ def test_a_local_service_runs_in_its_own_group_and_stop_ends_it_all(
         time.sleep(0.05)
     child = int((run_dir / "fastapi.log").read_text().split()[1])
 
-    # ./start.sh stop runs apart from the service, whose parent reaps it at once; here the test
-    # is the parent, and an unreaped zombie would look alive until the grace ran out.
-    reaper = threading.Thread(target=proc.wait)
-    reaper.start()
+    # This process is the service's parent, as ./start.sh is when a start fails and it stops
+    # what it started: stop reaps it, or the zombie would look alive until the grace ran out.
+    grace = local.stop_grace_s("fastapi")
+    began = time.monotonic()
     local.stop()
-    reaper.join(10)
-    assert proc.returncode == -signal.SIGTERM
+    assert time.monotonic() - began < grace, "stop waited for a zombie"
+    assert not Path(f"/proc/{proc.pid}").exists(), "stop left it a zombie"
     assert not (run_dir / "fastapi.pid").exists()
     assert ended(child), "the service's own child outlived stop"
-    grace = local.stop_grace_s("fastapi")
     assert capsys.readouterr().out == (
         f"==> stopping fastapi (pid {proc.pid}; killed if still running after {grace:.0f} s)\n"
     )
+
+
+def test_a_failed_local_start_stops_what_it_started(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real backend, up but unable to load its model: the start fails and stops it, so the
+    next ./start.sh --local starts afresh instead of finding it "already running"."""
+    api_port = free_port()
+    monkeypatch.setenv("FASTAPI_PORT", str(api_port))
+    monkeypatch.setenv("STREAMLIT_PORT", str(free_port()))
+    monkeypatch.setenv("QA_MODELS", json.dumps({"gone": str(tmp_path / "no-such-model")}))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    try:
+        with pytest.raises(common.Stop, match="the backend could not load its model: gone"):
+            local.up(timeout=120)
+        assert "Application startup complete" in (run_dir / "fastapi.log").read_text()
+        assert (local.pid_of("fastapi"), local.pid_of("streamlit")) == (None, None)
+        assert http_status(f"http://127.0.0.1:{api_port}/health/live") is None
+    finally:
+        local.stop()
 
 
 def test_stop_waits_for_the_backend_drain() -> None:
