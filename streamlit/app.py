@@ -101,6 +101,20 @@ def load_upload(max_chars: int | None, max_upload_mb: float) -> None:
     st.session_state["document"] = outcome.document
 
 
+def clip_context(max_chars: int | None) -> None:
+    """On submit: a typed or pasted text over the served limit is cut, and the user told."""
+    context = st.session_state.get("context") or ""
+    if max_chars is None or len(context) <= max_chars:
+        return
+    t = texts_for(current_lang())
+    lang = current_lang()
+    message = t["context_truncated"].format(
+        chars=thousands(len(context), lang), limit=thousands(max_chars, lang)
+    )
+    st.session_state["upload_message"] = ("warning", message)
+    st.session_state["context"] = context[:max_chars]
+
+
 # ---------------------------------------------------------------- pieces of the page
 
 
@@ -257,32 +271,23 @@ def input_area(settings: UISettings, limits: ModelLimits | None, t: dict[str, st
         kind, text = message
         {"error": st.error, "warning": st.warning, "success": st.success}[kind](text)
 
-    # A text widget whose max_chars changes (the limits come once the backend answers) is a new
-    # widget to Streamlit: its text is set again, so that it keeps what the user typed.
-    for key in ("context", "question"):
-        if key in st.session_state:
-            st.session_state[key] = st.session_state[key]
-    context = st.session_state.get("context")
-    if context and max_chars is not None and len(context) > max_chars:
-        st.session_state["context"] = context[:max_chars]
     with st.form(key="qa_form", border=True):
-        # max_chars makes the browser show a live character counter without a rerun.
+        # No max_chars: changing it makes a new widget (the typed text lost when the limits
+        # come or change), and the browser drops a longer paste without a word. The limits
+        # are applied on submit instead (clip_context, actions.check), with a message.
         st.text_area(
-            t["context_label"],
-            height=220,
-            max_chars=max_chars,
-            placeholder=t["context_placeholder"],
-            key="context",
+            t["context_label"], height=220, placeholder=t["context_placeholder"], key="context"
         )
-        st.text_input(
-            t["question_label"],
-            max_chars=limits.max_question_chars if limits else None,
-            placeholder=t["question_placeholder"],
-            key="question",
-        )
+        st.text_input(t["question_label"], placeholder=t["question_placeholder"], key="question")
         st.toggle(t["compare_toggle"], key="compare", help=t["compare_help"])
         submitted = st.form_submit_button(
-            t["submit"], key="ask", type="primary", icon=":material/search:", width="stretch"
+            t["submit"],
+            key="ask",
+            type="primary",
+            icon=":material/search:",
+            width="stretch",
+            on_click=clip_context,
+            args=(max_chars,),
         )
     chars = len(st.session_state.get("context") or "")
     if limits is not None:
@@ -324,8 +329,9 @@ def ask(
     t: dict[str, str],
 ) -> None:
     """Run the asked action and keep its outcome (and what it adds to the history)."""
-    request = actions.build_request(form_values(settings), st.session_state.get("limits"))
-    invalid = actions.check(request)
+    limits: ModelLimits | None = st.session_state.get("limits")
+    request = actions.build_request(form_values(settings), limits)
+    invalid = actions.check(request, limits)
     if invalid is not None:
         # Shown once, above the previous answer, which stays: a blank field loses nothing.
         st.session_state["invalid"] = invalid
@@ -512,7 +518,8 @@ def show_compare(compared: Compared, lang: Lang, t: dict[str, str]) -> None:
 def show_outcome(lang: Lang, t: dict[str, str]) -> None:
     invalid: Invalid | None = st.session_state.pop("invalid", None)
     if invalid is not None:
-        st.warning(t[invalid.reason], icon=":material/edit_note:")
+        limit = thousands(invalid.limit, lang)
+        st.warning(t[invalid.reason].format(limit=limit), icon=":material/edit_note:")
     outcome: Outcome | None = st.session_state.get("outcome")
     if isinstance(outcome, Failed):
         show_error(outcome.error, t)

@@ -37,7 +37,8 @@ class Backend(Protocol):
 class Invalid:
     """The form cannot be sent; `reason` is the texts.py key of what to fix."""
 
-    reason: Literal["empty_context", "empty_question"]
+    reason: Literal["empty_context", "empty_question", "long_question"]
+    limit: int = 0  # the limit broken, for a message that says it
 
 
 @dataclass(frozen=True)
@@ -102,12 +103,14 @@ def build_request(form: Form, limits: ModelLimits | None) -> QARequest:
     )
 
 
-def check(request: QARequest) -> Invalid | None:
-    """Refuse, before any call, what the backend would refuse for being empty."""
+def check(request: QARequest, limits: ModelLimits | None = None) -> Invalid | None:
+    """Refuse, before any call, what the backend would refuse for being empty or too long."""
     if not request.context.strip():
         return Invalid("empty_context")
     if not request.question:
         return Invalid("empty_question")
+    if limits is not None and len(request.question) > limits.max_question_chars:
+        return Invalid("long_question", limits.max_question_chars)
     return None
 
 

@@ -64,6 +64,15 @@ def test_empty_fields_are_refused_before_any_call() -> None:
     assert actions.check(REQUEST) is None
 
 
+def test_a_question_over_the_served_limit_is_refused_with_the_limit() -> None:
+    limit = SERVED_LIMITS.max_question_chars
+    long = dataclasses.replace(REQUEST, question="¿" + "a" * limit + "?")
+    assert actions.check(long, SERVED_LIMITS) == Invalid("long_question", limit)
+    assert actions.check(long) is None  # limits not known: the backend decides
+    fits = dataclasses.replace(REQUEST, question="a" * limit)
+    assert actions.check(fits, SERVED_LIMITS) is None
+
+
 def test_ask_reports_progress_and_closes_the_stream() -> None:
     progress = [Progress(0, 3, 0.1, 0.6), Progress(2, 3, 0.5, 0.2)]
     fake = FakeQAClient(responder=by_model, progress=progress)
