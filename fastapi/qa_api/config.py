@@ -6,9 +6,9 @@ import os
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from qa_api.inference.backends import BackendName
@@ -23,6 +23,8 @@ from qa_api.schemas import AnswerLen, SeqLen
 
 DEFAULT_MODEL_ID = "mrm8488/bert-base-spanish-wwm-cased-finetuned-spa-squad2-es"
 PositiveInt = Annotated[int, Field(gt=0)]
+LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # a URL path segment as it is
 # Settings whose variables hold JSON (pydantic-settings reads dict and list fields so).
 JSON_EXAMPLES = {
     "models": f"""QA_MODELS='{{"beto": "{DEFAULT_MODEL_ID}"}}'""",
@@ -97,9 +99,9 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(90.0, gt=0)
 
     # HTTP
-    api_key: SecretStr | None = None
+    api_key: SecretStr | None = None  # empty = unset, as the UI takes it
     cors_origins: list[str] = []
-    log_level: str = "INFO"
+    log_level: LogLevel = "INFO"
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -107,11 +109,34 @@ class Settings(BaseSettings):
         except SettingsError as exc:  # says only "error parsing value for field ..."
             raise SettingsError(_json_hint(str(exc))) from exc
 
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _empty_key_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_capitals(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("models")
+    @classmethod
+    def _model_names(cls, models: dict[str, str]) -> dict[str, str]:
+        if not models:
+            raise ValueError(f"no model is named; for example: {JSON_EXAMPLES['models']}")
+        for name in models:
+            if not MODEL_NAME.fullmatch(name):
+                raise ValueError(
+                    f"the model name {name!r} goes into URLs (/v1/models/{{name}}): "
+                    "use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+                )
+        return models
+
     @model_validator(mode="after")
     def _check(self) -> Self:
         if self.default_model is None:
             self.default_model = next(iter(self.models), None)
-        if not self.models or self.default_model not in self.models:
+        if self.default_model not in self.models:
             raise ValueError(
                 f"QA_DEFAULT_MODEL={self.default_model!r} is not one of "
                 f"QA_MODELS ({list(self.models)})"
@@ -120,9 +145,13 @@ class Settings(BaseSettings):
         longest = self.max_question_len
         try:
             check_window_fits(longest, self.decoding_defaults(), longest)
-        except InvalidInputError as exc:
+        except InvalidInputError:
+            stride = self.decoding_defaults().doc_stride
             raise ValueError(
-                f"QA_DOC_STRIDE, QA_MAX_SEQ_LEN and QA_MAX_QUESTION_LEN do not fit: {exc.message}"
+                f"QA_MAX_SEQ_LEN ({self.max_seq_len}) must be more than QA_MAX_QUESTION_LEN "
+                f"({longest}) + 3 special tokens + QA_DOC_STRIDE ({stride}"
+                f"{'' if self.doc_stride else ', from QA_MAX_SEQ_LEN when unset'}) = "
+                f"{longest + 3 + stride}: raise QA_MAX_SEQ_LEN or lower the other two"
             ) from None
         if self.top_k > self.max_top_k:
             raise ValueError(

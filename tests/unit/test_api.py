@@ -522,6 +522,45 @@ def test_top_k_default_is_the_setting_served_and_applied(make_client: MakeClient
 
 
 @pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"QA_MODELS": "{}"}, "no model is named; for example: QA_MODELS='{"),
+        ({"QA_MODELS": '{"a/b": "x"}'}, "QA_MODELS: the model name 'a/b' goes into URLs"),
+        ({"QA_MODELS": '{"x:predict": "x"}'}, "the model name 'x:predict' goes into URLs"),
+        (
+            {"QA_MAX_SEQ_LEN": "128"},
+            "QA_MAX_SEQ_LEN (128) must be more than QA_MAX_QUESTION_LEN (64) + 3 special tokens "
+            "+ QA_DOC_STRIDE (64, from QA_MAX_SEQ_LEN when unset) = 131: raise QA_MAX_SEQ_LEN",
+        ),
+        ({"QA_LOG_LEVEL": "LOUD"}, "QA_LOG_LEVEL: Input should be 'CRITICAL', 'ERROR', "),
+    ],
+)
+def test_a_bad_setting_stops_the_start_saying_what_to_change(
+    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], message: str
+) -> None:
+    from qa_api.config import ConfigurationError, get_settings
+
+    for variable, value in variables.items():
+        monkeypatch.setenv(variable, value)
+    get_settings.cache_clear()
+    with pytest.raises(ConfigurationError) as refused:
+        get_settings()
+    get_settings.cache_clear()
+    assert message in str(refused.value)
+
+
+def test_an_empty_api_key_is_no_key_and_log_levels_take_any_case(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """`QA_API_KEY=` in an .env file means no key, as the UI takes it (it sends none)."""
+    assert Settings(log_level="debug").log_level == "DEBUG"
+    assert Settings(api_key=" ").api_key is None
+    with ready_client(tiny_model_dir, tmp_path, api_key="") as client:
+        response = client.post("/v1/qa", json={"context": "Hola, mundo.", "question": "¿Qué?"})
+        assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
     ("variable", "value", "example"),
     [
         ("QA_MODELS", "beto", """QA_MODELS='{"beto": """),
