@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import codecs
 import io
 import re
 from dataclasses import dataclass
@@ -23,12 +24,31 @@ class DocumentError(ValueError):
         self.reason = reason
 
 
+# A text file's characters other than these controls; more than this share of others: binary.
+TEXT_CONTROLS = frozenset("\t\n\r\f\v")
+MAX_CONTROL_SHARE = 0.01
+
+
 def _decode(data: bytes) -> str:
+    """By its byte order mark (Notepad's "Unicode" is UTF-16), else UTF-8, else cp1252."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise DocumentError("unreadable", "invalid UTF-16 text") from exc
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         # Spanish texts saved by older Windows tools are usually cp1252.
         return data.decode("cp1252", errors="replace")
+
+
+def _looks_binary(text: str) -> bool:
+    """NUL bytes or control characters a text file does not have (an image, a .docx renamed)."""
+    if "\x00" in text:
+        return True
+    odd = sum(1 for c in text if c == "\ufffd" or (c < " " and c not in TEXT_CONTROLS))
+    return odd > MAX_CONTROL_SHARE * len(text)
 
 
 @dataclass(frozen=True)
@@ -86,7 +106,15 @@ def extract_document(filename: str, data: bytes) -> Document:
     suffix = PurePath(filename).suffix.lower().lstrip(".")
     if suffix not in SUPPORTED_SUFFIXES:
         raise DocumentError("unsupported")
-    document = _join_pages(_pdf_pages(data)) if suffix == "pdf" else Document(_tidy(_decode(data)))
+    if suffix == "pdf":
+        document = _join_pages(_pdf_pages(data))
+        if not document.text:
+            raise DocumentError("no_text")  # pages without text: a scanned PDF, most often
+        return document
+    text = _decode(data)
+    if _looks_binary(text):
+        raise DocumentError("binary")
+    document = Document(_tidy(text))
     if not document.text:
         raise DocumentError("empty")
     return document

@@ -40,7 +40,12 @@ _ES: dict[str, str] = {
     "upload_loaded": "Texto cargado de «{name}» ({chars} caracteres).",
     "upload_truncated": "El texto de «{name}» tenía {chars} caracteres; se ha recortado a {limit}.",
     "upload_unsupported": "Tipo de archivo no admitido: usa .txt, .md o .pdf.",
-    "upload_empty": "No se ha encontrado texto en «{name}» (¿es un PDF escaneado?).",
+    "upload_empty": "«{name}» está vacío: no tiene texto.",
+    "upload_no_text": "No se ha encontrado texto en «{name}» (¿es un PDF escaneado?).",
+    "upload_binary": (
+        "«{name}» no parece un archivo de texto (tiene caracteres de control o binarios): "
+        "guárdalo como texto (.txt) y vuelve a subirlo."
+    ),
     "upload_unreadable": "No se ha podido leer «{name}»: {reason}",
     "upload_too_big": "El archivo «{name}» supera el máximo de {limit} MB.",
     "context_label": "Texto (contexto)",
@@ -184,7 +189,12 @@ _EN: dict[str, str] = {
     "upload_loaded": "Text loaded from “{name}” ({chars} characters).",
     "upload_truncated": "“{name}” had {chars} characters; it was cut to {limit}.",
     "upload_unsupported": "Unsupported file type: use .txt, .md or .pdf.",
-    "upload_empty": "No text found in “{name}” (a scanned PDF?).",
+    "upload_empty": "“{name}” is empty: it has no text.",
+    "upload_no_text": "No text found in “{name}” (a scanned PDF?).",
+    "upload_binary": (
+        "“{name}” does not look like a text file (it has control or binary characters): "
+        "save it as text (.txt) and upload it again."
+    ),
     "upload_unreadable": "“{name}” could not be read: {reason}",
     "upload_too_big": "“{name}” is larger than the {limit} MB maximum.",
     "context_label": "Text (context)",

@@ -303,6 +303,27 @@ def test_unreadable_upload_is_reported(app: Callable[[], AppTest]) -> None:
     assert at.text_area(key="context").value == ""
 
 
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("vacio.txt", b"", "«vacio.txt» está vacío: no tiene texto."),
+        (
+            "foto.txt",
+            b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+            "«foto.txt» no parece un archivo de texto",
+        ),
+    ],
+)
+def test_empty_or_binary_text_upload_is_refused(
+    app: Callable[[], AppTest], name: str, data: bytes, message: str
+) -> None:
+    at = app()
+    at.file_uploader(key="upload").set_value((name, data, "text/plain")).run()
+
+    assert at.error[-1].value.startswith(message)
+    assert at.text_area(key="context").value == ""
+
+
 def test_advanced_settings_reach_the_request(
     app: Callable[[], AppTest], fake: FakeQAClient
 ) -> None:

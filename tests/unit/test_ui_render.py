@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import random
 from datetime import datetime
 
 import pytest
@@ -92,6 +93,13 @@ def test_both_languages_have_every_string() -> None:
         ("a.txt", "ñandú\r\n\r\n\r\n\r\nfin  \n".encode(), "ñandú\n\nfin"),
         ("a.MD", "\ufeff# Título".encode(), "# Título"),
         ("a.txt", "canción".encode("cp1252"), "canción"),
+        # Windows Notepad's "Unicode" (UTF-16 LE with a BOM), and its big-endian twin.
+        (
+            "a.txt",
+            "\ufeffMiguel de Cervantes, año 1605".encode("utf-16-le"),
+            "Miguel de Cervantes, año 1605",
+        ),
+        ("a.txt", "\ufeffcanción".encode("utf-16-be"), "canción"),
         ("a.pdf", minimal_pdf(["Línea uno", "Línea (dos)"]), "Línea uno\nLínea (dos)"),
     ],
 )
@@ -104,8 +112,12 @@ def test_extract_text(name: str, data: bytes, text: str) -> None:
     [
         ("a.docx", b"PK", "unsupported"),
         ("a.txt", b"  \n ", "empty"),
+        ("a.txt", b"", "empty"),
+        ("a.txt", random.Random(0).randbytes(4096), "binary"),
+        ("a.md", b"texto\x00con NUL", "binary"),
+        ("a.txt", "\ufeffab".encode("utf-16-le") + b"\x00\xd8", "unreadable"),  # cut surrogate
         ("a.pdf", b"%PDF-1.4 broken", "unreadable"),
-        ("a.pdf", minimal_pdf([]), "empty"),
+        ("a.pdf", minimal_pdf([]), "no_text"),
     ],
 )
 def test_extract_text_errors(name: str, data: bytes, code: str) -> None:
