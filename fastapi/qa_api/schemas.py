@@ -130,7 +130,7 @@ class QARequest(QAInput):
     )
 
     model: Annotated[str | None, BeforeValidator(_valid_unicode)] = Field(
-        None, description="Served model name; null = the default model."
+        None, min_length=1, description="Served model name; null or absent = the default model."
     )
     top_k: int | None = Field(
         None, ge=1, description="Number of answers; null = QA_TOP_K (upper bound: QA_MAX_TOP_K)."

@@ -578,6 +578,14 @@ def test_a_setting_that_is_not_json_says_so_with_an_example(
     assert example in str(refused.value)
 
 
+def test_an_empty_model_name_is_refused_not_taken_for_the_default(
+    shared_client: TestClient,
+) -> None:
+    body = {"context": "Hola.", "question": "¿Qué?", "model": ""}
+    assert_error(shared_client.post("/v1/qa", json=body), 422, "validation_error", "model")
+    assert shared_client.post("/v1/qa", json={**body, "model": None}).status_code == 200
+
+
 def test_lone_surrogates_are_a_4xx_that_names_the_field(shared_client: TestClient) -> None:
     """Valid JSON may escape half a UTF-16 pair; it is not text and must never cost a 500."""
     headers = {"Content-Type": "application/json"}
