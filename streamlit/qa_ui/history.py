@@ -53,14 +53,24 @@ class HistoryEntry:
 
 
 COLUMNS = tuple(f.name for f in fields(HistoryEntry))
+# A cell starting with one of these is a formula to a spreadsheet (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: object) -> object:
+    """OWASP's CSV-injection escape: a text that a spreadsheet would run gets a leading quote."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def to_csv(entries: list[HistoryEntry]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    # RFC 4180's CRLF ends a row, so a field with either character in it is quoted.
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     for entry in entries:
-        writer.writerow(asdict(entry))
+        writer.writerow({name: _cell(value) for name, value in asdict(entry).items()})
     return buffer.getvalue()
 
 

@@ -157,3 +157,17 @@ def test_history_exports() -> None:
         "round_trip_ms": 45.5,
         "request_id": "req-test",
     }
+
+
+@pytest.mark.parametrize(
+    "text", ['=HYPERLINK("http://x","a")', "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx"]
+)
+def test_csv_export_escapes_formulas(text: str) -> None:
+    """OWASP CSV injection: a spreadsheet must show these cells as text, not run them."""
+    context = text + " es la respuesta."
+    result = make_result(context, [(text, 0.5)])
+    entry = HistoryEntry.from_result(QARequest(context, text), result, datetime(2026, 1, 2))
+    row = next(csv.DictReader(io.StringIO(to_csv([entry]), newline="")))
+    assert (row["question"], row["answer"]) == ("'" + text, "'" + text)
+    assert row["model"] == "beto"
+    assert json.loads(to_json([entry]))[0]["question"] == text  # JSON keeps the text as it is
