@@ -242,6 +242,12 @@ def test_work_longer_than_the_timeout_is_refused_before_any_compute(make: Any) -
     with pytest.raises(InputTooLargeError):
         submission.results[0].result(0)
     assert len(backend.shapes) == warm_passes  # nothing ran for it
+    # a batch is told about its texts, not about one text
+    batch = runtime.submit([long_query(100), long_query(100)], 2.0)
+    with pytest.raises(InputTooLargeError) as refused:
+        batch.accepted.result(10)
+    assert refused.value.message.startswith("The 2 texts make ")
+    assert "fewer or shorter texts" in refused.value.message
     # what fits is still answered
     assert runtime.answer(short_query(), timeout=30).num_windows == 1
 

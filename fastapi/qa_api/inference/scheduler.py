@@ -414,12 +414,17 @@ class Scheduler:
             return
         chars = sum(len(job.query.context) for job in jobs)
         fitting = int(chars * max(left, 0) / needed)
+        texts, send = (
+            (f"The {len(jobs)} texts make", f"fewer or shorter texts (about {fitting:,} "
+             "characters in all fit; each request has its own timeout)")
+            if len(jobs) > 1
+            else ("The text makes", f"a shorter text (about {fitting:,} characters fit)")
+        )  # fmt: skip
         raise InputTooLargeError(
-            f"The text makes {windows} windows of up to {jobs[0].query.options.max_seq_len} "
+            f"{texts} {windows} windows of up to {jobs[0].query.options.max_seq_len} "
             f"tokens: about {needed:.0f} s of computing at this server's measured speed, more "
-            f"than the {submission.timeout_s:g} s timeout (QA_REQUEST_TIMEOUT_S). Send a shorter "
-            f"text (about {fitting:,} characters fit), or "
-            '"passages": {"mode": "bm25"} to read only the passages most similar to the '
+            f"than the {submission.timeout_s:g} s timeout (QA_REQUEST_TIMEOUT_S). Send {send}, "
+            'or "passages": {"mode": "bm25"} to read only the passages most similar to the '
             "question, or raise the timeout."
         )
 
