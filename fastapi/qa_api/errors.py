@@ -175,10 +175,20 @@ def install_error_handlers(app: FastAPI) -> None:
             status, code, message = unparseable_body(exc.__cause__)
         else:
             status, code = exc.status_code, HTTP_CODES.get(exc.status_code, "http_error")
-            message = str(exc.detail)
+            message = _routing_hint(request, exc) or str(exc.detail)
         return error_response(request, status, code, message, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error (request %s)", getattr(request.state, "request_id", "-"))
         return error_response(request, 500, "internal_error", INTERNAL_ERROR)
+
+
+def _routing_hint(request: Request, exc: StarletteHTTPException) -> str | None:
+    """For the router's own 404 / 405 (their detail is the bare reason phrase): what to send."""
+    method, path = request.method, request.url.path
+    if exc.status_code == 404 and exc.detail == "Not Found":
+        return f"No endpoint at {path}. The endpoints and what they take: /docs."
+    if exc.status_code == 405 and exc.headers and "Allow" in exc.headers:
+        return f"{path} takes {exc.headers['Allow']}, not {method}. See /docs."
+    return None

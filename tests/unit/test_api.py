@@ -578,6 +578,13 @@ def test_a_setting_that_is_not_json_says_so_with_an_example(
     assert example in str(refused.value)
 
 
+def test_unknown_paths_and_methods_say_what_the_api_takes(shared_client: TestClient) -> None:
+    missing = assert_error(shared_client.post("/v1/answer"), 404, "not_found", "/v1/answer")
+    assert "/docs" in missing["error"]
+    wrong = assert_error(shared_client.get("/v1/qa"), 405, "method_not_allowed")
+    assert wrong["error"] == "/v1/qa takes POST, not GET. See /docs."
+
+
 def test_an_empty_model_name_is_refused_not_taken_for_the_default(
     shared_client: TestClient,
 ) -> None:
