@@ -170,6 +170,14 @@ CASES = [
         headers={"Content-Type": "text/plain"},
     ),
     Case(
+        "text-json",  # FastAPI would not parse it: refused for its type, not for its fields
+        _body(),
+        415,
+        "unsupported_media_type",
+        ("application/json",),
+        headers={"Content-Type": "text/json"},
+    ),
+    Case(
         "form-urlencoded",
         b"context=a&question=b",
         415,

@@ -81,7 +81,11 @@ def batch_limit(field: str) -> Callable[..., Awaitable[None]]:
 
 async def require_json(request: Request) -> None:
     content_type = request.headers.get("content-type", "")
-    if not content_type.split(";")[0].strip().lower().endswith("json"):
+    mime = content_type.split(";")[0].strip().lower()
+    # what FastAPI reads as JSON: application/json and application/*+json (not text/json)
+    if not (
+        mime == "application/json" or (mime.startswith("application/") and mime.endswith("+json"))
+    ):
         raise ApiError(
             415,
             "unsupported_media_type",
