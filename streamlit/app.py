@@ -137,11 +137,14 @@ def status_panel(client: client_module.QAClient, settings: UISettings, t: dict[s
     @st.fragment(run_every=every)
     def panel() -> None:
         health = client.health()
+        # Asked here too: health needs no API key, the model list does (a refused key shows).
+        models = fetch_models(client, health)
         st.session_state["health"] = health
+        st.session_state["models"] = models
         st.session_state["health_state"] = health.state
         if health.state != previous and not st.session_state.get("_full_run", False):
             st.rerun()
-        render_health(health, settings, t)
+        render_health(health, models, settings, t)
 
     panel()
 
@@ -151,8 +154,16 @@ def state_label(state: str, t: dict[str, str]) -> str:
     return t.get(f"state_{state}", state)
 
 
-def render_health(health: BackendHealth, settings: UISettings, t: dict[str, str]) -> None:
-    if health.state is BackendState.READY:
+def render_health(
+    health: BackendHealth,
+    models: ModelsInfo | BackendError | None,
+    settings: UISettings,
+    t: dict[str, str],
+) -> None:
+    if isinstance(models, BackendError) and models.code == "unauthorized":
+        st.error(t["status_key_refused"].format(status=models.status), icon=":material/key_off:")
+        st.caption(t["status_key_wrong" if settings.api_key else "status_key_missing"])
+    elif health.state is BackendState.READY:
         st.success(t["status_ready"], icon=":material/check_circle:")
     elif health.state is BackendState.LOADING:
         st.warning(t["status_loading"], icon=":material/hourglass_top:")
@@ -173,14 +184,17 @@ def render_health(health: BackendHealth, settings: UISettings, t: dict[str, str]
         st.button(t["retry"], key="retry", icon=":material/refresh:")
 
 
-def fetch_models(client: client_module.QAClient, health: BackendHealth) -> ModelsInfo | None:
+def fetch_models(
+    client: client_module.QAClient, health: BackendHealth
+) -> ModelsInfo | BackendError | None:
+    """The served models, or why they could not be listed (None: the backend is unreachable)."""
     if health.state is BackendState.UNREACHABLE:
         return None
     try:
         return client.models()
     except BackendError as exc:
         logger.warning("listing models failed: %s", exc.message)
-        return None
+        return exc
 
 
 def remembered(key: str, default: int, low: int, high: int) -> dict[str, Any]:
@@ -583,8 +597,8 @@ def page() -> None:
         st.toggle(t["language_toggle"], key="lang_en")
         st.subheader(t["status_header"])
         status_panel(client, settings, t)
-        health: BackendHealth = st.session_state["health"]
-        models = fetch_models(client, health)
+        listed = st.session_state["models"]
+        models = listed if isinstance(listed, ModelsInfo) else None
         limits = advanced_settings(models, settings, t)
         st.session_state["limits"] = limits
 

@@ -386,6 +386,8 @@ class ReplicaPool:
 
 def _error_from_response(response: requests.Response, request_id: str) -> BackendError:
     code = "internal_error" if response.status_code >= 500 else "http_error"
+    if response.status_code in (401, 403):
+        code = "unauthorized"  # also a proxy's refusal, which has no body of ours
     message = f"HTTP {response.status_code}"
     try:
         body = response.json()

@@ -93,6 +93,7 @@ class FakeQAClient:
     state: BackendState = BackendState.READY
     responder: Responder | None = None
     error: BackendError | None = None
+    models_error: BackendError | None = None  # raised by models(), e.g. a refused API key
     down: bool = False
     calls: list[QARequest] = field(default_factory=list)
     progress: Sequence[Progress] = ()  # sent by ask_stream before the answer
@@ -109,6 +110,8 @@ class FakeQAClient:
     def models(self) -> ModelsInfo:
         if self.down:
             raise BackendUnreachable("cannot reach the backend")
+        if self.models_error is not None:
+            raise self.models_error
         return self.models_info
 
     def ask(self, request: QARequest) -> QAResult:

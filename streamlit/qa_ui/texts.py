@@ -29,6 +29,14 @@ _ES: dict[str, str] = {
         "Comprueba que está en marcha; la app volverá a funcionar sola cuando responda."
     ),
     "status_models": "Modelos: {models}",
+    "status_key_refused": "El servidor rechaza la clave de API (HTTP {status})",
+    "status_key_missing": (
+        "La interfaz no envía ninguna clave: pon en QA_UI_API_KEY la clave del servidor "
+        "(su QA_API_KEY) y reinicia la interfaz."
+    ),
+    "status_key_wrong": (
+        "La clave de QA_UI_API_KEY no es la del servidor: pon su QA_API_KEY y reinicia la interfaz."
+    ),
     "state_ready": "listo",
     "state_loading": "cargando",
     "state_failed": "error",
@@ -179,6 +187,15 @@ _EN: dict[str, str] = {
         "the app recovers by itself once it answers."
     ),
     "status_models": "Models: {models}",
+    "status_key_refused": "The server refuses the API key (HTTP {status})",
+    "status_key_missing": (
+        "The UI sends no key: set QA_UI_API_KEY to the server's key (its QA_API_KEY) and "
+        "restart the UI."
+    ),
+    "status_key_wrong": (
+        "The key in QA_UI_API_KEY is not the server's: set it to the server's QA_API_KEY and "
+        "restart the UI."
+    ),
     "state_ready": "ready",
     "state_loading": "loading",
     "state_failed": "failed",

@@ -402,3 +402,31 @@ def test_progress_label_says_windows_and_time_left() -> None:
     assert progress_label(4, 35, 7.4, "es") == "Leídos 4 de 35 fragmentos · quedan unos 7 s"
     assert progress_label(0, 35, None, "es") == "Leídos 0 de 35 fragmentos"
     assert progress_label(34, 35, 0.2, "en") == "Read 34 of 35 passages · about 1 s left"
+
+
+@pytest.mark.parametrize(
+    ("status", "api_key", "help_text"),
+    [
+        (401, None, "La interfaz no envía ninguna clave: pon en QA_UI_API_KEY"),
+        (403, "vieja", "La clave de QA_UI_API_KEY no es la del servidor"),
+    ],
+)
+def test_a_refused_api_key_is_said_in_the_status_panel(
+    app: Callable[[], AppTest],
+    fake: FakeQAClient,
+    monkeypatch: pytest.MonkeyPatch,
+    status: int,
+    api_key: str | None,
+    help_text: str,
+) -> None:
+    """Health needs no key, the model list does: the panel says the key is refused, not ready."""
+    if api_key:
+        monkeypatch.setenv("QA_UI_API_KEY", api_key)
+    fake.models_error = BackendError("Missing or wrong API key", code="unauthorized", status=status)
+    at = app()
+
+    assert [e.value for e in at.sidebar.error] == [
+        f"El servidor rechaza la clave de API (HTTP {status})"
+    ]
+    assert at.sidebar.success == []
+    assert any(c.value.startswith(help_text) for c in at.sidebar.caption)

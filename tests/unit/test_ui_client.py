@@ -44,7 +44,7 @@ class Replica:
     address: str
     port: int
     name: str
-    mode: str = "ok"  # ok | overloaded | slow | invalid
+    mode: str = "ok"  # ok | overloaded | slow | invalid | forbidden (a proxy's 403 on GETs)
     seen: list[dict[str, Any]] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
 
@@ -77,7 +77,12 @@ def _handler(replica: Replica) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             self._record()
-            if self.path == "/health/ready":
+            if replica.mode == "forbidden" and self.path != "/health/ready":
+                self.send_response(403)
+                self.send_header("Content-Length", "9")
+                self.end_headers()
+                self.wfile.write(b"Forbidden")
+            elif self.path == "/health/ready":
                 self._reply(200, {"status": "ready", "models": {"beto": "ready"}})
             elif self.path == "/v1/models":
                 self._reply(
@@ -314,6 +319,15 @@ def test_error_shape_is_parsed(replicas: list[Replica]) -> None:
         "question: must not be empty",
     )
     assert error.request_id == replicas[0].seen[-1]["headers"]["X-Request-ID"]
+
+
+def test_a_proxys_403_without_our_body_is_an_unauthorized_error(replicas: list[Replica]) -> None:
+    replicas[0].mode = "forbidden"
+    client = _client(replicas[:1])
+
+    with pytest.raises(BackendError) as caught:
+        client.models()
+    assert (caught.value.code, caught.value.status) == ("unauthorized", 403)
 
 
 def test_api_key_and_request_id_are_sent(replicas: list[Replica]) -> None:
