@@ -75,8 +75,10 @@ _ES: dict[str, str] = {
     "context_truncated": "El texto tenía {chars} caracteres; se ha recortado a {limit}.",
     "thinking": "Buscando la respuesta…",
     "progress_start": "Leyendo el texto…",
-    "progress": "Leídos {done} de {total} fragmentos · quedan unos {left} s",
-    "progress_no_estimate": "Leídos {done} de {total} fragmentos",
+    "progress_passages": "Leídos {done} de {total} pasajes",
+    "progress_one_passage": "Leyendo el único pasaje",
+    "progress_left": " · quedan unos {left} s",
+    "progress_left_one": " · queda 1 s",
     "stop": "Detener",
     "stopped": "Pregunta detenida: el servidor ha dejado de procesarla.",
     # Advanced settings
@@ -233,8 +235,10 @@ _EN: dict[str, str] = {
     "context_truncated": "The text had {chars} characters; it was cut to {limit}.",
     "thinking": "Looking for the answer…",
     "progress_start": "Reading the text…",
-    "progress": "Read {done} of {total} passages · about {left} s left",
-    "progress_no_estimate": "Read {done} of {total} passages",
+    "progress_passages": "Read {done} of {total} passages",
+    "progress_one_passage": "Reading the only passage",
+    "progress_left": " · about {left} s left",
+    "progress_left_one": " · about 1 s left",
     "stop": "Stop",
     "stopped": "Question stopped: the server no longer works on it.",
     "advanced_header": "Advanced settings",
@@ -334,8 +338,14 @@ def thousands(value: int, lang: Lang = "es") -> str:
 
 
 def progress_label(done: int, total: int, remaining_s: float | None, lang: Lang = "es") -> str:
-    """The progress bar's text: windows read of all, and the seconds left when estimated."""
+    """The progress bar's text: passages read of all (the UI's word for the backend's windows),
+    and the seconds left when estimated; singulars said as such."""
     t = TEXTS[lang]
+    if total == 1:
+        label = t["progress_one_passage"]
+    else:
+        label = t["progress_passages"].format(done=done, total=total)
     if remaining_s is None:
-        return t["progress_no_estimate"].format(done=done, total=total)
-    return t["progress"].format(done=done, total=total, left=max(1, round(remaining_s)))
+        return label
+    left = max(1, round(remaining_s))
+    return label + (t["progress_left_one"] if left == 1 else t["progress_left"].format(left=left))

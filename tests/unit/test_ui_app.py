@@ -399,9 +399,13 @@ def test_the_answer_comes_through_the_progress_stream(
 
 
 def test_progress_label_says_windows_and_time_left() -> None:
-    assert progress_label(4, 35, 7.4, "es") == "Leídos 4 de 35 fragmentos · quedan unos 7 s"
-    assert progress_label(0, 35, None, "es") == "Leídos 0 de 35 fragmentos"
+    assert progress_label(4, 35, 7.4, "es") == "Leídos 4 de 35 pasajes · quedan unos 7 s"
+    assert progress_label(0, 35, None, "es") == "Leídos 0 de 35 pasajes"
+    assert progress_label(34, 35, 0.6, "es") == "Leídos 34 de 35 pasajes · queda 1 s"
+    assert progress_label(0, 1, None, "es") == "Leyendo el único pasaje"
+    assert progress_label(0, 1, 2.2, "es") == "Leyendo el único pasaje · quedan unos 2 s"
     assert progress_label(34, 35, 0.2, "en") == "Read 34 of 35 passages · about 1 s left"
+    assert progress_label(0, 1, None, "en") == "Reading the only passage"
 
 
 @pytest.mark.parametrize(
