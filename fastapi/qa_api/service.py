@@ -36,6 +36,9 @@ from qa_api.schemas import (
 
 logger = logging.getLogger(__name__)
 
+# A stream sends progress at least this often, even while one long batch runs: a client that
+# can stop only between events (a Streamlit script run) stops within this much.
+PROGRESS_EVERY_S = 0.5
 # Resolves when the caller has gone (the route's view of a client disconnect).
 Gone = Callable[[], Awaitable[object]]
 T = TypeVar("T")
@@ -121,15 +124,20 @@ class AnswerService:
                 update = asyncio.ensure_future(updates.get())
                 either: set[asyncio.Future[Any]] = {result, update}
                 try:
-                    both = asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+                    both = asyncio.wait(
+                        either, timeout=PROGRESS_EVERY_S, return_when=asyncio.FIRST_COMPLETED
+                    )
                     await self._until(both, deadline, watcher)
                 finally:
                     update.cancel()
                 if result.done():
                     break
-                latest = update.result()
-                while not updates.empty():  # a slow reader gets the latest, not a backlog
-                    latest = updates.get_nowait()
+                if update.done():
+                    latest = update.result()
+                    while not updates.empty():  # a slow reader gets the latest, not a backlog
+                        latest = updates.get_nowait()
+                else:  # a long batch: the same counts, fresher times
+                    latest = submission.progress()
                 yield latest
             answered = result.result()
         finally:

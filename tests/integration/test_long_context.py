@@ -158,6 +158,24 @@ def test_stream_sends_progress_then_the_same_result_as_the_json_endpoint(serve: 
     assert result.keys() == plain.keys()
 
 
+def test_stream_sends_progress_while_one_long_batch_runs(serve: Any) -> None:
+    """A client that can stop only between events (the UI) gets one every 0.5 s."""
+    served = serve()
+    slow = served.slow_down(0.0)
+    slow.gate.clear()  # the first batch takes as long as the test holds it
+    with httpx.stream("POST", f"{served.url}/v1/qa/stream", json=document(5), timeout=60) as r:
+        received = events(r)
+        held = [next(received) for _ in range(4)]  # admitted + 3 while the batch is held
+        slow.gate.set()
+        names = [name for name, _ in received]
+    assert [name for name, _ in held] == ["progress"] * 4
+    assert [data["windows_done"] for _, data in held] == [0, 0, 0, 0]
+    elapsed = [data["elapsed_s"] for _, data in held]
+    assert elapsed == sorted(elapsed)
+    assert elapsed[-1] - elapsed[0] >= 1.0  # paced, not a burst
+    assert names[-1] == "result"
+
+
 def test_work_that_cannot_finish_in_time_is_refused_at_once_with_the_estimate(
     serve: Any,
 ) -> None:

@@ -28,7 +28,8 @@ EXAMPLE_STREAM = (
 DESCRIPTION = """The same request and answer as `POST /v1/qa`, sent as Server-Sent Events
 (`text/event-stream`) so a client can show progress on long texts:
 
-- `progress` (first once the text is tokenized, then after each batch of windows):
+- `progress` (first once the text is tokenized, then after each batch of windows, and at
+  least every 0.5 s while one runs):
   `{"windows_done", "windows_total", "elapsed_s", "remaining_s"}`; `remaining_s` is estimated
   from this server's measured speed (null until it has one).
 - `result`: the body `POST /v1/qa` would answer; the stream ends after it.
