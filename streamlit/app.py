@@ -91,11 +91,14 @@ def load_upload(max_chars: int | None, max_upload_mb: float) -> None:
         message = message.format(name=outcome.name, reason=outcome.detail, limit=limit)
         st.session_state["upload_message"] = ("error", message)
         return
-    if outcome.truncated:
-        text = t["upload_truncated"].format(name=outcome.name, chars=outcome.chars, limit=max_chars)
+    lang = current_lang()
+    chars = thousands(outcome.chars, lang)
+    if outcome.truncated and max_chars is not None:
+        limit = thousands(max_chars, lang)
+        text = t["upload_truncated"].format(name=outcome.name, chars=chars, limit=limit)
         st.session_state["upload_message"] = ("warning", text)
     else:
-        text = t["upload_loaded"].format(name=outcome.name, chars=outcome.chars)
+        text = t["upload_loaded"].format(name=outcome.name, chars=chars)
         st.session_state["upload_message"] = ("success", text)
     st.session_state["context"] = outcome.document.text
     st.session_state["document"] = outcome.document

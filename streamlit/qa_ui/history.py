@@ -65,7 +65,9 @@ def _cell(value: object) -> object:
 
 
 def to_csv(entries: list[HistoryEntry]) -> str:
+    """RFC 4180 CSV, starting with a byte-order mark: without it Excel reads UTF-8 as cp1252."""
     buffer = io.StringIO()
+    buffer.write("\ufeff")
     # RFC 4180's CRLF ends a row, so a field with either character in it is quoted.
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\r\n")
     writer.writeheader()

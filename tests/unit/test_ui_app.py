@@ -292,6 +292,18 @@ def test_uploaded_file_fills_the_context(
     assert at.main.success[0].value.startswith(f"Texto cargado de «{name}»")
 
 
+def test_an_upload_over_the_limit_is_cut_and_the_numbers_read_as_numbers(
+    app: Callable[[], AppTest],
+) -> None:
+    at = app()
+    text = ("El río Amazonas desemboca en el Atlántico. " * 25_000).rstrip()  # 1,074,999 chars
+    at.file_uploader(key="upload").set_value(("largo.txt", text.encode(), "text/plain")).run()
+    assert len(at.text_area(key="context").value) == 1_000_000
+    assert at.main.warning[0].value == (
+        "El texto de «largo.txt» tenía 1.074.999 caracteres; se ha recortado a 1.000.000."
+    )
+
+
 def test_unreadable_upload_is_reported(app: Callable[[], AppTest]) -> None:
     at = app()
     at.file_uploader(key="upload").set_value(

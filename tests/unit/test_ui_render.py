@@ -137,7 +137,9 @@ def test_history_exports() -> None:
         HistoryEntry.from_result(request, missing, when),
     ]
 
-    rows = list(csv.DictReader(io.StringIO(to_csv(entries))))
+    exported = to_csv(entries)
+    assert exported.startswith("\ufeff")  # a spreadsheet then reads it as UTF-8, not cp1252
+    rows = list(csv.DictReader(io.StringIO(exported.removeprefix("\ufeff"))))
     assert tuple(rows[0]) == COLUMNS
     assert rows[0]["answer"] == "Miguel de Cervantes"
     assert rows[0]["score"] == "0.9123"
@@ -167,7 +169,8 @@ def test_csv_export_escapes_formulas(text: str) -> None:
     context = text + " es la respuesta."
     result = make_result(context, [(text, 0.5)])
     entry = HistoryEntry.from_result(QARequest(context, text), result, datetime(2026, 1, 2))
-    row = next(csv.DictReader(io.StringIO(to_csv([entry]), newline="")))
+    exported = to_csv([entry]).removeprefix("\ufeff")
+    row = next(csv.DictReader(io.StringIO(exported, newline="")))
     assert (row["question"], row["answer"]) == ("'" + text, "'" + text)
     assert row["model"] == "beto"
     assert json.loads(to_json([entry]))[0]["question"] == text  # JSON keeps the text as it is
