@@ -64,7 +64,10 @@ def fetch_model_files(source: str) -> tuple[Path, str]:
     if local.is_dir():
         return local, "local"
     if source.startswith(("/", ".", "~")):
-        raise FileNotFoundError(f"model directory {source} does not exist (check the mount)")
+        raise FileNotFoundError(
+            f"model directory {source} does not exist (check the path, and with Docker "
+            "that MODELS_DIR mounts it)"
+        )
     from huggingface_hub import snapshot_download
 
     path = Path(snapshot_download(source, allow_patterns=MODEL_FILES))
