@@ -35,8 +35,10 @@ class ApiError(StarletteHTTPException):
     An HTTPException, so that the libraries which read the body for us let it through unchanged.
     """
 
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(status, message)
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(status, message, headers)
         self.status, self.code, self.message = status, code, message
 
 
@@ -157,7 +159,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api(request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(request, exc.status, exc.code, exc.message)
+        headers = dict(exc.headers) if exc.headers else None
+        return error_response(request, exc.status, exc.code, exc.message, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
