@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
@@ -112,7 +114,11 @@ class Settings(BaseSettings):
     @field_validator("api_key", mode="before")
     @classmethod
     def _empty_key_is_unset(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
+        if value == "":
+            return None
+        if isinstance(value, str) and not value.strip():  # meant as a key: never an open API
+            raise ValueError("is only spaces: set a real key, or leave it empty for no key")
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -224,6 +230,22 @@ def _json_hint(message: str) -> str:
     return f"QA_{name.upper()} must be JSON ({message}); for example: {JSON_EXAMPLES[name]}"
 
 
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One line per QA_ variable that is no setting of the backend (a typo would be ignored).
+
+    QA_UI_* belong to the UI, which compose may hand the same environment.
+    """
+    names = {f"QA_{field.upper()}" for field in Settings.model_fields}
+    ours = [v for v in sorted(environ) if v.startswith("QA_") and not v.startswith("QA_UI_")]
+    lines = []
+    for variable in ours:
+        if variable.upper() not in names:
+            close = difflib.get_close_matches(variable.upper(), names, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            lines.append(f"{variable} is not a setting of the backend, ignored{hint}")
+    return lines
+
+
 class ConfigurationError(SystemExit):
     """The environment's settings are invalid: exits the process with one line per setting."""
 
@@ -236,7 +258,9 @@ def configuration_problems(exc: ValidationError | SettingsError) -> str:
     for error in exc.errors(include_url=False):
         message = error["msg"].removeprefix("Value error, ")
         if error["loc"]:  # one field's value; else a check across fields, which names them
-            message = f"QA_{str(error['loc'][0]).upper()}: {message} (got {error['input']!r})"
+            field = str(error["loc"][0])
+            given = "" if field == "api_key" else f" (got {error['input']!r})"  # no secrets
+            message = f"QA_{field.upper()}: {message}{given}"
         lines.append(message)
     return "\n".join(lines)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import time
 import uuid
@@ -17,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qa_api.api import health, legacy, models, qa, stream
 from qa_api.api.docs import install_docs
-from qa_api.config import Settings, get_settings
+from qa_api.config import Settings, get_settings, unknown_variables
 from qa_api.errors import ApiError, error_response, install_error_handlers
 from qa_api.metrics import Metrics
 from qa_api.service import AnswerService
@@ -44,8 +45,13 @@ def configure_logging(level: str) -> None:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    """The app; without `settings`, from the environment (QA_*), warning of unknown variables."""
+    from_environment = settings is None
     settings = settings or get_settings()
     configure_logging(settings.log_level)
+    if from_environment:
+        for problem in unknown_variables(os.environ):
+            logger.warning(problem)
     metrics = Metrics()
     registry = settings.model_registry(observer=metrics)
 

@@ -639,3 +639,11 @@ def test_settings_that_contradict_each_other_are_named(start_backend_process: An
     assert backend.proc.wait(timeout=60) == 1
     assert "QA_TOP_K (50) must be at most QA_MAX_TOP_K (10)" in backend.log()
     assert "Traceback" not in backend.log()
+
+
+def test_a_mistyped_variable_is_warned_of_at_start(start_backend_process: Any) -> None:
+    backend = start_backend_process(env={"QA_MAX_CONTEXT_CHAR": "100"})
+    assert (
+        "QA_MAX_CONTEXT_CHAR is not a setting of the backend, ignored; "
+        "did you mean QA_MAX_CONTEXT_CHARS?" in backend.log()
+    )

@@ -549,12 +549,24 @@ def test_a_bad_setting_stops_the_start_saying_what_to_change(
     assert message in str(refused.value)
 
 
+def test_unknown_variables_are_named_with_the_setting_they_look_like() -> None:
+    from qa_api.config import unknown_variables
+
+    environ = {"QA_BACKENDS": "torch-fp32", "QA_BACKEND": "auto", "QA_UI_TOP_K": "3", "HOME": "/"}
+    assert unknown_variables(environ) == [
+        "QA_BACKENDS is not a setting of the backend, ignored; did you mean QA_BACKEND?"
+    ]
+    assert unknown_variables({"QA_ZZZ": "1"}) == ["QA_ZZZ is not a setting of the backend, ignored"]
+
+
 def test_an_empty_api_key_is_no_key_and_log_levels_take_any_case(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:
     """`QA_API_KEY=` in an .env file means no key, as the UI takes it (it sends none)."""
     assert Settings(log_level="debug").log_level == "DEBUG"
-    assert Settings(api_key=" ").api_key is None
+    assert Settings(api_key="").api_key is None
+    with pytest.raises(ValueError, match="only spaces"):  # meant as a key: never an open API
+        Settings(api_key="  ")
     with ready_client(tiny_model_dir, tmp_path, api_key="") as client:
         response = client.post("/v1/qa", json={"context": "Hola, mundo.", "question": "¿Qué?"})
         assert response.status_code == 200, response.text
@@ -583,6 +595,9 @@ def test_unknown_paths_and_methods_say_what_the_api_takes(shared_client: TestCli
     assert "/docs" in missing["error"]
     wrong = assert_error(shared_client.get("/v1/qa"), 405, "method_not_allowed")
     assert wrong["error"] == "/v1/qa takes POST, not GET. See /docs."
+    predict = shared_client.get("/v1/models/tiny:predict")
+    assert_error(predict, 405, "method_not_allowed", "/v1/models/tiny:predict takes POST, not GET")
+    assert predict.headers["allow"] == "POST"
 
 
 def test_an_empty_model_name_is_refused_not_taken_for_the_default(
