@@ -43,7 +43,8 @@ def _default_onnx_cache() -> Path:
 class Settings(BaseSettings):
     """Every setting of the backend; see the README's configuration table."""
 
-    model_config = SettingsConfigDict(env_prefix="QA_", extra="ignore")
+    # An empty variable (`QA_X=` in .env) is unset, as the UI and .env.example take it.
+    model_config = SettingsConfigDict(env_prefix="QA_", extra="ignore", env_ignore_empty=True)
 
     # Models
     models: dict[str, str] = Field(
@@ -227,7 +228,7 @@ def _json_hint(message: str) -> str:
     name = found.group(1) if found else ""
     if name not in JSON_EXAMPLES:
         return message
-    return f"QA_{name.upper()} must be JSON ({message}); for example: {JSON_EXAMPLES[name]}"
+    return f"QA_{name.upper()} must be JSON; for example: {JSON_EXAMPLES[name]}"
 
 
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:

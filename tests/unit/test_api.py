@@ -549,6 +549,16 @@ def test_a_bad_setting_stops_the_start_saying_what_to_change(
     assert message in str(refused.value)
 
 
+def test_an_empty_variable_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`QA_X=` in an .env file keeps the default, as .env.example says (unset = the default)."""
+    for variable in ("QA_BACKEND", "QA_CORS_ORIGINS", "QA_TOP_K", "QA_API_KEY", "QA_MODELS"):
+        monkeypatch.setenv(variable, "")
+    settings = Settings()
+    assert (settings.backend, settings.cors_origins, settings.top_k) == ("auto", [], 1)
+    assert settings.api_key is None
+    assert list(settings.models) == ["beto"]
+
+
 def test_unknown_variables_are_named_with_the_setting_they_look_like() -> None:
     from qa_api.config import unknown_variables
 
