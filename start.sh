@@ -42,18 +42,24 @@ refuse() {
   exit 2
 }
 
-MODE=docker CMD=up OPTIONS=()
+MODE=docker CMD=up OPTIONS=() REPLICAS=
 ARGS=()
 TIMEOUT=${START_TIMEOUT:-900}
 while [ $# -gt 0 ]; do
   case $1 in
     --local) MODE=local ;;
     --replicas)
-      [[ ${2-} =~ ^[1-9][0-9]*$ ]] || die "--replicas must be >= 1, got '${2-}'"
+      [ $# -ge 2 ] || refuse "--replicas needs the number of backend replicas, e.g. --replicas 3"
+      [[ $2 =~ ^[1-9][0-9]*$ ]] || refuse "--replicas must be a whole number >= 1, got '$2'"
+      REPLICAS=$2
       OPTIONS+=(--replicas "$2")
       shift
       ;;
-    --timeout) TIMEOUT=${2:?--timeout needs seconds}; shift ;;
+    --timeout)
+      [ $# -ge 2 ] || refuse "--timeout needs a number of seconds, e.g. --timeout 1800"
+      TIMEOUT=$2
+      shift
+      ;;
     --no-build) OPTIONS+=(--no-build) ;;
     -h | --help) usage; exit 0 ;;
     up | start) CMD=up ;;
@@ -67,6 +73,8 @@ while [ $# -gt 0 ]; do
 done
 [ ${#ARGS[@]} -eq 0 ] || [ $CMD = logs ] ||
   refuse "a service (${ARGS[*]}) goes with logs only: ./start.sh logs ${ARGS[0]}"
+[ $MODE = docker ] || [ -z "$REPLICAS" ] ||
+  refuse "--replicas is for Docker; --local runs one backend (drop --replicas, or --local)"
 [[ $TIMEOUT =~ ^[0-9]+$ ]] || die "--timeout must be a number of seconds, got '$TIMEOUT'"
 
 # Checked before Python is needed: Docker is the first thing a newcomer may lack.

@@ -125,3 +125,28 @@ def print_urls(ui_port: str, api_port: str, mode: str) -> None:
 def tail(lines: str, count: int) -> str:
     """The last `count` lines, each shown as quoted output."""
     return "\n".join(f"  | {line}" for line in lines.splitlines()[-count:])
+
+
+def check_ui_settings(python: str, settings: Mapping[str, str], how: str) -> None:
+    """Stop, naming each bad variable, when the UI would refuse the QA_UI_ settings it is given
+    (`settings`; the host's other QA_UI_ variables are not the UI's): checked by the UI's own
+    loader, run by `python`, before anything starts. `how`: how the user reruns the start."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_UI_")}
+    done = subprocess.run(
+        [python, str(HERE / "uicheck.py")],
+        env={**env, **settings},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode == 1 and done.stdout.strip():
+        raise Stop(
+            "the UI would refuse its settings (QA_UI_ variables, from the environment or .env):\n"
+            + "\n".join(f"  {line}" for line in done.stdout.splitlines()),
+            f"fix or unset them, then start again: {how}",
+        )
+    if done.returncode:
+        raise Stop(
+            f"could not check the UI's settings with {python}:\n"
+            + tail(done.stdout + done.stderr, 20)
+        )

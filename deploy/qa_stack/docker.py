@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from .common import (
     Progress,
     Stop,
     check_port,
+    check_ui_settings,
     err,
     log,
     print_urls,
@@ -140,6 +142,10 @@ class DockerStack:
             if "-" not in api_port:  # a range is for replicas: compose reports a clash itself
                 check_port(api_port, "FASTAPI_PORT")
             check_port(ui_port, "STREAMLIT_PORT")
+        # The one QA_UI_ setting of the user's that compose passes on (docker-compose.yml):
+        # checked here, as the UI in its container would read it only once it is up.
+        public = self.env.get("QA_UI_PUBLIC_API_URL", "")
+        check_ui_settings(sys.executable, {"QA_UI_PUBLIC_API_URL": public}, "./start.sh")
         if self.build:
             log(f"building the images ({' '.join(self.compose)} build)")
             if self.run("build") != 0:

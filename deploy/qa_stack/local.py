@@ -18,6 +18,7 @@ from .common import (
     Progress,
     Stop,
     check_port,
+    check_ui_settings,
     log,
     print_urls,
     public_api_url,
@@ -146,6 +147,11 @@ def up(timeout: int) -> None:
     check_port(api_port, "FASTAPI_PORT")
     check_port(ui_port, "STREAMLIT_PORT")
     ensure_venv()
+    # The UI reads its settings after it is up (its health says ok): checked before it starts.
+    ui_settings = {k: v for k, v in os.environ.items() if k.startswith("QA_UI_")}
+    check_ui_settings(
+        str(VENV / "bin" / "python"), {**ui_settings, **ui_env(api_port)}, "./start.sh --local"
+    )
     RUN_DIR.mkdir(exist_ok=True)
     try:
         start_services(api_port, ui_port, timeout)

@@ -301,6 +301,76 @@ def test_a_failed_local_start_stops_what_it_started(
         local.stop()
 
 
+UI_REFUSES = {
+    "QA_UI_TIMEOUT_S": ("abc", "QA_UI_TIMEOUT_S must be a number, got 'abc'"),
+    "QA_UI_MAX_UPLOAD_MB": ("-1", "QA_UI_MAX_UPLOAD_MB must be > 0"),
+    "QA_UI_PUBLIC_API_URL": (
+        "notaurl",
+        "QA_UI_PUBLIC_API_URL must be an http(s) URL, got 'notaurl'",
+    ),
+    "QA_UI_TOP_K": ("0", "QA_UI_TOP_K must be >= 1"),
+}
+
+
+def test_the_uis_own_loader_names_every_setting_it_would_refuse(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bad = {name: value for name, (value, _) in UI_REFUSES.items()}
+    with pytest.raises(common.Stop) as stop:
+        common.check_ui_settings(sys.executable, {**bad, "QA_UI_TOP_K_X": "?"}, "./start.sh")
+    assert stop.value.message.splitlines() == [
+        "the UI would refuse its settings (QA_UI_ variables, from the environment or .env):",
+        *(f"  {UI_REFUSES[name][1]}" for name in sorted(UI_REFUSES)),
+    ]
+    assert stop.value.hints == ("fix or unset them, then start again: ./start.sh",)
+    # Good values pass; the host's own QA_UI_ variables are not what the UI is given.
+    monkeypatch.setenv("QA_UI_TIMEOUT_S", "abc")
+    good = {"QA_UI_TIMEOUT_S": "12.5", "QA_UI_TOP_K": "2", "QA_UI_PUBLIC_API_URL": "http://h:1"}
+    common.check_ui_settings(sys.executable, good, "./start.sh")
+
+
+def test_a_local_start_with_bad_ui_settings_starts_nothing(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The UI reads its settings only once it is up (its health says ok, its page the error):
+    checked before the backend starts. Its backend address is the local backend's, not the
+    user's."""
+    api_port = free_port()
+    monkeypatch.setenv("FASTAPI_PORT", str(api_port))
+    monkeypatch.setenv("STREAMLIT_PORT", str(free_port()))
+    monkeypatch.setenv("QA_MODELS", json.dumps({"gone": str(tmp_path / "no-such-model")}))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("QA_UI_BACKEND_URL", "notaurl")  # replaced by the local backend's
+    for name, (value, _) in UI_REFUSES.items():
+        monkeypatch.setenv(name, value)
+    try:
+        with pytest.raises(common.Stop) as stop:
+            local.up(timeout=60)
+        assert [line.strip() for line in stop.value.message.splitlines()[1:]] == [
+            UI_REFUSES[name][1] for name in sorted(UI_REFUSES)
+        ]
+        assert stop.value.hints == ("fix or unset them, then start again: ./start.sh --local",)
+        assert list(run_dir.iterdir()) == []
+        assert http_status(f"http://127.0.0.1:{api_port}/health/live") is None
+    finally:
+        local.stop()
+
+
+def test_a_docker_start_checks_the_ui_setting_compose_passes_on_before_building(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FASTAPI_PORT", str(free_port()))
+    monkeypatch.setenv("STREAMLIT_PORT", str(free_port()))
+    monkeypatch.setenv("QA_UI_TIMEOUT_S", "abc")  # compose does not pass it to the UI
+    calls = tmp_path / "calls"
+    compose = ["sh", "-c", f'echo "$*" >> {calls}', "compose"]
+    env = {**os.environ, "QA_UI_PUBLIC_API_URL": "notaurl"}
+    with pytest.raises(common.Stop) as stop:
+        docker.DockerStack(compose, 5, env=env).up()
+    assert stop.value.message.splitlines()[1:] == [f"  {UI_REFUSES['QA_UI_PUBLIC_API_URL'][1]}"]
+    assert calls.read_text().splitlines() == ["ps -q"]  # no build, no up
+
+
 def test_stop_waits_for_the_backend_drain() -> None:
     """The backend drains its requests for up to QA_REQUEST_TIMEOUT_S after SIGTERM."""
     from qa_api.config import Settings
@@ -436,6 +506,13 @@ def recording_path(tmp_path: Path) -> tuple[dict[str, str], Path]:
         ),
         (["up", "fastapi"], "a service (fastapi) goes with logs only: ./start.sh logs fastapi"),
         (["--lcoal"], "unknown option '--lcoal'"),
+        (["--replicas"], "--replicas needs the number of backend replicas, e.g. --replicas 3"),
+        (["--replicas", "0"], "--replicas must be a whole number >= 1, got '0'"),
+        (
+            ["--local", "--replicas", "2"],
+            "--replicas is for Docker; --local runs one backend (drop --replicas, or --local)",
+        ),
+        (["--timeout"], "--timeout needs a number of seconds, e.g. --timeout 1800"),
     ],
 )
 def test_start_sh_refuses_an_unknown_word_before_starting_anything(
