@@ -226,17 +226,26 @@ def advanced_settings(
             return t["model_default"].format(name=name)
         return name
 
-    if st.session_state.get("model") not in names:
+    chosen = st.session_state.get("model")
+    if chosen not in names:
         st.session_state.pop("model", None)
+    elif st.session_state.get("model_shown") != label(chosen):
+        # The closed box keeps the label it was last sent (the browser holds it): a new one
+        # (language, readiness) goes out only with a value set here, so the choice is set again.
+        st.session_state["model"] = chosen
     default_index = names.index(models.default) if models and models.default in names else 0
-    st.selectbox(
+    # Once chosen, the key holds the choice: an index other than 0 beside a value set above
+    # makes Streamlit log a warning, so only the first run passes the default's.
+    index = 0 if "model" in st.session_state else default_index
+    shown = st.selectbox(
         t["model_label"],
         names,
-        index=default_index if names else None,
+        index=index if names else None,
         format_func=label,
         key="model",
         disabled=not names,
     )
+    st.session_state["model_shown"] = None if shown is None else label(shown)
     info = models.get(st.session_state.get("model")) if models else None
     if info is None:
         return None
@@ -306,17 +315,23 @@ def input_area(settings: UISettings, limits: ModelLimits | None, t: dict[str, st
             on_click=clip_context,
             args=(max_chars,),
         )
-    chars = len(st.session_state.get("context") or "")
-    if limits is not None:
-        lang = current_lang()
-        st.caption(
-            t["context_count"].format(
-                chars=thousands(chars, lang),
-                limit=thousands(limits.max_document_chars, lang),
-                whole=thousands(limits.max_context_chars, lang),
-            )
-        )
     return submitted
+
+
+def context_counter(limits: ModelLimits | None, lang: Lang, t: dict[str, str]) -> None:
+    """The limits under the form, with the length of the text last sent (the box's own text is
+    unknown until sent: it is inside a form). Drawn after the asking, so a send counts at once."""
+    if limits is None:
+        return
+    limit = thousands(limits.max_document_chars, lang)
+    sent: QARequest | None = st.session_state.get("last_request")
+    size = (
+        t["context_limit"].format(limit=limit)
+        if sent is None
+        else t["context_sent"].format(chars=thousands(len(sent.context), lang), limit=limit)
+    )
+    reading = t["context_reading"].format(whole=thousands(limits.max_context_chars, lang))
+    st.caption(f"{size} · {reading}")
 
 
 def form_values(settings: UISettings) -> actions.Form:
@@ -614,6 +629,8 @@ def page() -> None:
         if submitted or st.session_state.pop("ask_again", False):
             ask(client, models, settings, t)
         show_outcome(lang, t)
+    with left:
+        context_counter(limits, lang, t)
     history_section(settings, lang, t)
 
 

@@ -58,9 +58,12 @@ _ES: dict[str, str] = {
     "upload_too_big": "El archivo «{name}» supera el máximo de {limit} MB.",
     "context_label": "Texto (contexto)",
     "context_placeholder": "Pega aquí el texto en el que buscar la respuesta…",
-    "context_count": (
-        "{chars} de {limit} caracteres · hasta {whole} se lee el texto entero; "
-        "más largo, solo los pasajes más parecidos a la pregunta"
+    # The box is in a form: what it holds is known only once sent, so the count is of that.
+    "context_limit": "Hasta {limit} caracteres",
+    "context_sent": "Último texto enviado: {chars} de {limit} caracteres",
+    "context_reading": (
+        "hasta {whole} se lee el texto entero; más largo, solo los pasajes más parecidos a la "
+        "pregunta"
     ),
     "question_label": "Pregunta",
     "question_placeholder": "¿Quién escribió el Quijote?",
@@ -218,9 +221,11 @@ _EN: dict[str, str] = {
     "upload_too_big": "“{name}” is larger than the {limit} MB maximum.",
     "context_label": "Text (context)",
     "context_placeholder": "Paste the text to search for the answer…",
-    "context_count": (
-        "{chars} of {limit} characters · up to {whole} the whole text is read; "
-        "longer, only the passages most similar to the question"
+    "context_limit": "Up to {limit} characters",
+    "context_sent": "Last text sent: {chars} of {limit} characters",
+    "context_reading": (
+        "up to {whole} the whole text is read; longer, only the passages most similar to the "
+        "question"
     ),
     "question_label": "Question",
     "question_placeholder": "¿Quién escribió el Quijote?",

@@ -131,14 +131,59 @@ def test_empty_inputs_warn_without_calling_the_backend(
     assert fake.calls == []
 
 
-def test_the_character_counter_names_both_limits(app: Callable[[], AppTest]) -> None:
-    """Up to 50,000 characters the text is read whole, up to 1,000,000 by passages."""
-    at = ask(app(), "x" * 77, "¿Qué?")  # the form's text counts once submitted
-    captions = [c.value for c in at.caption]
-    assert (
-        "77 de 1.000.000 caracteres · hasta 50.000 se lee el texto entero; más largo, solo los "
-        "pasajes más parecidos a la pregunta"
-    ) in captions, captions
+def test_the_character_counter_names_both_limits_and_counts_only_what_was_sent(
+    app: Callable[[], AppTest], fake: FakeQAClient
+) -> None:
+    """Up to 50,000 characters the text is read whole, up to 1,000,000 by passages. The box is
+    in a form: its text is known once sent, so no count is shown before (never a false 0)."""
+    reading = "hasta 50.000 se lee el texto entero; más largo, solo los pasajes más parecidos a la"
+    at = app()
+    assert [c.value for c in at.caption if "caracteres" in c.value] == [
+        f"Hasta 1.000.000 caracteres · {reading} pregunta"
+    ]
+
+    fake.responder = lambda r: make_result(r.context)
+    ask(at, "x" * 1077, "¿Qué?")
+    assert [c.value for c in at.caption if "caracteres" in c.value] == [
+        f"Último texto enviado: 1.077 de 1.000.000 caracteres · {reading} pregunta"
+    ]
+
+    at.toggle(key="lang_en").set_value(True).run()
+    assert [c.value for c in at.caption if "characters" in c.value] == [
+        "Last text sent: 1,077 of 1,000,000 characters · up to 50,000 the whole text is read; "
+        "longer, only the passages most similar to the question"
+    ]
+
+
+def test_the_closed_model_box_follows_the_language(
+    app: Callable[[], AppTest], fake: FakeQAClient
+) -> None:
+    """The browser shows the label it was last sent: a language switch must send the new one
+    (it kept "beto (predeterminado)" in English), and the user's choice stays."""
+    fake.models_info = make_models("tiny", "beto", default="beto")
+    at = app()
+    box = at.selectbox(key="model")
+    assert box.value == "beto"
+    assert box.options == ["tiny", "beto (predeterminado)"]
+
+    at.toggle(key="lang_en").set_value(True).run()
+    box = at.selectbox(key="model")
+    assert box.value == "beto"
+    assert box.options == ["tiny", "beto (default)"]
+    assert box.proto.set_value
+    assert box.proto.raw_value == "beto (default)"
+
+    at.selectbox(key="model").select("tiny").run()
+    at.toggle(key="lang_en").set_value(False).run()
+    box = at.selectbox(key="model")
+    assert box.value == "tiny"
+    assert box.options == ["tiny", "beto (predeterminado)"]
+    at.selectbox(key="model").select("beto").run()
+    at.toggle(key="lang_en").set_value(True).run()
+    box = at.selectbox(key="model")
+    assert box.proto.raw_value == "beto (default)"
+    assert box.value == "beto"
+    assert not at.exception
 
 
 def test_a_blank_question_keeps_the_previous_answer(
