@@ -148,10 +148,12 @@ def up(timeout: int) -> None:
     check_port(ui_port, "STREAMLIT_PORT")
     ensure_venv()
     # The UI reads its settings after it is up (its health says ok): checked before it starts.
-    ui_settings = {k: v for k, v in os.environ.items() if k.startswith("QA_UI_")}
-    check_ui_settings(
-        str(VENV / "bin" / "python"), {**ui_settings, **ui_env(api_port)}, "./start.sh --local"
-    )
+    given = {k: v for k, v in os.environ.items() if k.startswith("QA_UI_")}
+    backend_url = ui_env(api_port)["QA_UI_BACKEND_URL"]
+    if given.get("QA_UI_BACKEND_URL", "").strip() not in ("", backend_url):
+        log(f"QA_UI_BACKEND_URL is not used with --local: the UI calls {backend_url}")
+    given.update(ui_env(api_port))
+    check_ui_settings(str(VENV / "bin" / "python"), given, "./start.sh --local")
     RUN_DIR.mkdir(exist_ok=True)
     try:
         start_services(api_port, ui_port, timeout)

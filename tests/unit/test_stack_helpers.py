@@ -330,7 +330,10 @@ def test_the_uis_own_loader_names_every_setting_it_would_refuse(
 
 
 def test_a_local_start_with_bad_ui_settings_starts_nothing(
-    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    run_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The UI reads its settings only once it is up (its health says ok, its page the error):
     checked before the backend starts. Its backend address is the local backend's, not the
@@ -350,6 +353,10 @@ def test_a_local_start_with_bad_ui_settings_starts_nothing(
             UI_REFUSES[name][1] for name in sorted(UI_REFUSES)
         ]
         assert stop.value.hints == ("fix or unset them, then start again: ./start.sh --local",)
+        assert capsys.readouterr().out.endswith(
+            "==> QA_UI_BACKEND_URL is not used with --local: the UI calls "
+            f"http://127.0.0.1:{api_port}\n"
+        )
         assert list(run_dir.iterdir()) == []
         assert http_status(f"http://127.0.0.1:{api_port}/health/live") is None
     finally:
