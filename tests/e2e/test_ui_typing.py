@@ -4,6 +4,7 @@ with a message, not dropped."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -62,17 +63,29 @@ def test_typed_text_survives_reruns(page: Any, scripted_backend: Any, start_ui: 
     settle(page)
     assert boxes(page) == (TEXT, QUESTION)
 
+    # The closed model box follows the language too (it kept the Spanish label).
+    default = QAClient(UISettings(backend_url=scripted_backend.url)).models().default
+    model_box = sidebar.get_by_test_id("stSelectbox").locator("input")
+    assert model_box.input_value() == f"{default} (predeterminado)"
     sidebar.get_by_text("English").click()
     page.get_by_text("Server ready").wait_for()
     settle(page)
     assert boxes(page) == (TEXT, QUESTION)
+    assert model_box.input_value() == f"{default} (default)"
     sidebar.get_by_text("English").click()
     page.get_by_text("Servidor listo").wait_for()
     settle(page)
+    assert model_box.input_value() == f"{default} (predeterminado)"
+
+    # The typed text is unknown until sent (a form): the counter says the limit, not "0 de".
+    main = page.get_by_test_id("stMainBlockContainer")
+    assert main.get_by_text(re.compile(r"^Hasta [\d.]+ caracteres · hasta ")).count() == 1
+    assert main.get_by_text(re.compile(r"\d de [\d.]+ caracteres")).count() == 0
 
     # Asked, then edited: a rerun keeps the edit, not the text that was sent.
     page.get_by_role("button", name="Preguntar").click()
     page.get_by_text("Ida y vuelta").wait_for()
+    main.get_by_text(f"Último texto enviado: {len(TEXT)} de ", exact=False).wait_for()
     settle(page)
     type_both(page, "Lope de Vega nació en Madrid.", "¿Quién?")
     sidebar.get_by_role("slider").first.focus()
