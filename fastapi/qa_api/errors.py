@@ -35,10 +35,8 @@ class ApiError(StarletteHTTPException):
     An HTTPException, so that the libraries which read the body for us let it through unchanged.
     """
 
-    def __init__(
-        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(status, message, headers)
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(status, message)
         self.status, self.code, self.message = status, code, message
 
 
@@ -159,8 +157,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api(request: Request, exc: ApiError) -> JSONResponse:
-        headers = dict(exc.headers) if exc.headers else None
-        return error_response(request, exc.status, exc.code, exc.message, headers=headers)
+        return error_response(request, exc.status, exc.code, exc.message)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, HTTPException
 
 from qa_api.api.deps import (
     ClientGone,
@@ -15,8 +15,6 @@ from qa_api.api.deps import (
 )
 from qa_api.api.responses import ERROR_RESPONSES
 from qa_api.config import Settings
-from qa_api.errors import ApiError
-from qa_api.inference.errors import clip
 from qa_api.inference.registry import ServedModel
 from qa_api.inference.types import QAOptions
 from qa_api.schemas import (
@@ -80,12 +78,7 @@ async def list_models(models: Models, settings: SettingsDep) -> ModelList:
 @router.get("/{name}", summary="Describe one model")
 async def get_model(name: str, models: Models, settings: SettingsDep) -> ModelInfo:
     if name.endswith(":predict"):  # names have no ':' (QA_MODELS): the method is wrong
-        raise ApiError(
-            405,
-            "method_not_allowed",
-            f"/v1/models/{clip(name)} takes POST, not GET. See /docs.",
-            headers={"Allow": "POST"},
-        )
+        raise HTTPException(405, headers={"Allow": "POST"})  # the router's 405, said alike
     return _info(models.get(name), settings)
 
 
