@@ -109,9 +109,8 @@ def clip_context(max_chars: int | None) -> None:
     context = st.session_state.get("context") or ""
     if max_chars is None or len(context) <= max_chars:
         return
-    t = texts_for(current_lang())
     lang = current_lang()
-    message = t["context_truncated"].format(
+    message = texts_for(lang)["context_truncated"].format(
         chars=thousands(len(context), lang), limit=thousands(max_chars, lang)
     )
     st.session_state["upload_message"] = ("warning", message)

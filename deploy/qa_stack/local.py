@@ -149,11 +149,10 @@ def up(timeout: int) -> None:
     ensure_venv()
     # The UI reads its settings after it is up (its health says ok): checked before it starts.
     given = {k: v for k, v in os.environ.items() if k.startswith("QA_UI_")}
-    backend_url = ui_env(api_port)["QA_UI_BACKEND_URL"]
-    if given.get("QA_UI_BACKEND_URL", "").strip() not in ("", backend_url):
-        log(f"QA_UI_BACKEND_URL is not used with --local: the UI calls {backend_url}")
-    given.update(ui_env(api_port))
-    check_ui_settings(str(VENV / "bin" / "python"), given, "./start.sh --local")
+    ui = ui_env(api_port)
+    if given.get("QA_UI_BACKEND_URL", "").strip() not in ("", ui["QA_UI_BACKEND_URL"]):
+        log(f"QA_UI_BACKEND_URL is not used with --local: the UI calls {ui['QA_UI_BACKEND_URL']}")
+    check_ui_settings(str(VENV / "bin" / "python"), {**given, **ui}, "./start.sh --local")
     RUN_DIR.mkdir(exist_ok=True)
     try:
         start_services(api_port, ui_port, timeout)

@@ -149,11 +149,11 @@ class Settings(BaseSettings):
                 f"QA_MODELS ({list(self.models)})"
             )
         # The longest question a request may send must leave room for the windows' overlap.
-        longest = self.max_question_len
+        longest, defaults = self.max_question_len, self.decoding_defaults()
         try:
-            check_window_fits(longest, self.decoding_defaults(), longest)
+            check_window_fits(longest, defaults, longest)
         except InvalidInputError:
-            stride = self.decoding_defaults().doc_stride
+            stride = defaults.doc_stride
             raise ValueError(
                 f"QA_MAX_SEQ_LEN ({self.max_seq_len}) must be more than QA_MAX_QUESTION_LEN "
                 f"({longest}) + 3 special tokens + QA_DOC_STRIDE ({stride}"

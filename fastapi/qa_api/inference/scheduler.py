@@ -414,12 +414,14 @@ class Scheduler:
             return
         chars = sum(len(job.query.context) for job in jobs)
         fitting = int(chars * max(left, 0) / needed)
-        texts, send = (
-            (f"The {len(jobs)} texts make", f"fewer or shorter texts (about {fitting:,} "
-             "characters in all fit; each request has its own timeout)")
-            if len(jobs) > 1
-            else ("The text makes", f"a shorter text (about {fitting:,} characters fit)")
-        )  # fmt: skip
+        if len(jobs) > 1:  # a batch: its texts share the one deadline
+            texts = f"The {len(jobs)} texts make"
+            send = (
+                f"fewer or shorter texts (about {fitting:,} characters in all fit; each request "
+                "has its own timeout)"
+            )
+        else:
+            texts, send = "The text makes", f"a shorter text (about {fitting:,} characters fit)"
         raise InputTooLargeError(
             f"{texts} {windows} windows of up to {jobs[0].query.options.max_seq_len} "
             f"tokens: about {needed:.0f} s of computing at this server's measured speed, more "
